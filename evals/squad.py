@@ -35,8 +35,11 @@ def load(path: Path) -> tuple[list[SquadParagraph], list[SquadQuestion]]:
             paragraphs.append(SquadParagraph(source, title, para["context"]))
             for qa in para["qas"]:
                 impossible = bool(qa.get("is_impossible", False))
-                answers = () if impossible else tuple(dict.fromkeys(x["text"] for x in qa["answers"]))
-                questions.append(SquadQuestion(qa["id"], qa["question"], answers, impossible, source))
+                texts = () if impossible else (x["text"] for x in qa["answers"])
+                answers = tuple(dict.fromkeys(texts))
+                questions.append(
+                    SquadQuestion(qa["id"], qa["question"], answers, impossible, source)
+                )
     return paragraphs, questions
 
 
