@@ -19,6 +19,8 @@ class Settings(IndexSettings):
     llm_temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_max_tokens: int = Field(default=400, ge=16, le=8192)
+    # Passages beyond this many characters are left out of the prompt (fits small context windows).
+    llm_context_chars: int = Field(default=12000, ge=500)
     # Answering: how many passages the answer may draw on, and the verifier's bar.
     retrieve_k: int = Field(default=20, ge=1, le=200)
     min_support: float = Field(default=0.5, ge=0.0, le=1.0)
