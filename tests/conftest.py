@@ -1,0 +1,128 @@
+"""Shared fixtures: one embedding model per session, a default ingested index, a Chroma server."""
+
+from __future__ import annotations
+
+import os
+
+# Every test runs offline and silent, whatever the caller's environment says.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from index import Index
+from index.embedding import Embedder, get_embedder
+from index.settings import IndexSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The default embedding model (all-MiniLM-L6-v2), loaded once for the whole session."""
+    emb = get_embedder(IndexSettings())
+    emb.encode(["warm up"])
+    return emb
+
+
+@pytest.fixture(scope="session")
+def corpus_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of corpus/ that tests may read but must not modify."""
+    dest = tmp_path_factory.mktemp("corpus") / "corpus"
+    shutil.copytree(CORPUS, dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def default_settings(tmp_path_factory: pytest.TempPathFactory, corpus_copy: Path) -> IndexSettings:
+    """IndexSettings over the corpus copy with a session-private data dir (embedded Chroma)."""
+    return IndexSettings(corpus_dir=corpus_copy, data_dir=tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def default_index(default_settings: IndexSettings, embedder: Embedder) -> Index:
+    """An Index over a copy of corpus/, already ingested; shared by the session: read only."""
+    idx = Index(default_settings, embedder=embedder)
+    idx.ingest()
+    return idx
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Iterator[object]:
+    """Factory ``make_settings(corpus_dir, **overrides)``: IndexSettings with a fresh data dir."""
+    counter = iter(range(1_000_000))
+
+    def make(corpus_dir: Path | None = None, **overrides: object) -> IndexSettings:
+        data = tmp_path / f"data{next(counter)}"
+        values: dict[str, object] = {"corpus_dir": corpus_dir or CORPUS, "data_dir": data}
+        values.update(overrides)
+        return IndexSettings(**values)  # type: ignore[arg-type]
+
+    yield make
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``chroma run`` server on 127.0.0.1 (its URL), killed at the end of the session."""
+    path = tmp_path_factory.mktemp("chroma-server")
+    port = free_port()
+    log = (path / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            str(VENV_BIN / "chroma"),
+            "run",
+            "--path",
+            str(path / "db"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"chroma run exited early; see {path / 'server.log'}")
+            try:
+                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("chroma run did not answer its heartbeat within 60 s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
