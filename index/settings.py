@@ -23,7 +23,9 @@ class IndexSettings(BaseSettings):
 
     corpus_dir: Path = Path("corpus")
     data_dir: Path = Path("data")
-    collection: str = Field(default="groundqa", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,40}[A-Za-z0-9]$")
+    collection: str = Field(
+        default="groundqa", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,40}[A-Za-z0-9]$"
+    )
     # A sentence-transformers model directory, or the name of the packaged default.
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     embedding_batch_size: int = Field(default=64, ge=1, le=4096)
