@@ -261,14 +261,22 @@ class Index:
             raise ConfigError(
                 "the embedding model changed; ingest the whole corpus folder to rebuild the index"
             )
-        dimension = embedder.dimension
-        col = store.chunks(target, model=embedder.fingerprint, dimension=dimension, create=True)
-        self._collections[target] = col
-        manifest = self._manifest(target)
+        col = self._existing(target)
+        manifest = self._manifest(target) if col is not None else {}
         with unavailable(self.settings):
-            if manifest and col.count() == 0:
-                manifest = {}  # the chunk collection was dropped behind our back: start over
-        keyword = self._keyword(target, pointer.version if not rebuilding else None)
+            if manifest and col is not None and col.count() == 0:
+                manifest = {}  # the chunks were dropped behind our back: start over
+
+        def chunks_col() -> Any:
+            # Created on first write: only then is the model loaded for its dimension.
+            nonlocal col
+            if col is None:
+                col = store.chunks(
+                    target, model=embedder.fingerprint, dimension=embedder.dimension, create=True
+                )
+                self._collections[target] = col
+            return col
+
         adds: list[tuple[str, str]] = []
         removes: list[str] = []
         dirty = False
@@ -300,7 +308,7 @@ class Index:
                 if entry is not None:
                     # An indexed file that became unusable no longer belongs in the index.
                     begin()
-                    removes.extend(self._delete_source(target, col, source))
+                    removes.extend(self._delete_source(target, chunks_col(), source))
                     report.removed.append(source)
                 continue
             finally:
@@ -314,21 +322,25 @@ class Index:
             ).append(source)
             if group_chunks >= GROUP_CHUNKS:
                 begin()
-                self._write_group(target, col, group, adds, removes, report)
+                self._write_group(target, chunks_col(), group, adds, removes, report)
                 group, group_chunks = [], 0
         if group:
             begin()
-            self._write_group(target, col, group, adds, removes, report)
+            self._write_group(target, chunks_col(), group, adds, removes, report)
         if full_sync:
             for source in sorted(set(manifest) - seen):
                 begin()
-                removes.extend(self._delete_source(target, col, source))
+                removes.extend(self._delete_source(target, chunks_col(), source))
                 report.removed.append(source)
         if rebuilding or pointer.active is None:
+            chunks_col()
             version = store.set_pointer(
-                active=target, model=embedder.fingerprint, dimension=dimension
+                active=target, model=embedder.fingerprint, dimension=embedder.dimension
             )
             report.rebuilt = rebuilding
+            # The keyword index is reconciled against Chroma (already holding this run's
+            # writes) when its stamp is not the one this run started from; re-applying is safe.
+            keyword = self._keyword(target, None if rebuilding else pointer.version)
             keyword.update(adds, removes, version)
             self._remember(version)
             if rebuilding and pointer.active is not None:
@@ -336,11 +348,12 @@ class Index:
                 self._keywords.pop(pointer.active, None)
                 self._collections.pop(pointer.active, None)
         elif dirty:
+            keyword = self._keyword(target, pointer.version)
             version = store.bump()
             keyword.update(adds, removes, version)
             self._remember(version)
         with unavailable(self.settings):
-            report.chunks_total = int(col.count())
+            report.chunks_total = int(col.count()) if col is not None else 0
 
     def _write_group(
         self,
@@ -446,6 +459,17 @@ class Index:
                 pages=pages or None,
             )
         return out
+
+    def _existing(self, physical: str) -> Any:
+        """The chunk collection ``physical``, or None when Chroma has none by that name."""
+        try:
+            return self._collection(physical)
+        except IndexUnavailable:
+            raise
+        except Exception as exc:
+            if "does not exist" in str(exc).lower() or type(exc).__name__ == "NotFoundError":
+                return None
+            raise
 
     def _collection(self, physical: str) -> Any:
         col = self._collections.get(physical)

@@ -11,6 +11,7 @@ is not enabled in local", which is why ``keyword_backend="chroma"`` is refused h
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -196,6 +197,9 @@ class BM25Index:
 
     def _build(self) -> None:
         import bm25s
+
+        # bm25s pins its logger at DEBUG on import; let the application's level decide.
+        logging.getLogger("bm25s").setLevel(logging.NOTSET)
 
         ids = list(self._docs)
         if not ids:
