@@ -1,0 +1,281 @@
+"""The HTTP routes: answers, OpenAI-compatible chat, documents, health and metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+
+from index.types import IngestReport
+from service.api import chat
+from service.api.deps import (
+    AskDep,
+    CorpusDep,
+    MetricsDep,
+    QADep,
+    ServicesDep,
+    SettingsDep,
+    check_question,
+    rate_limit,
+)
+from service.api.errors import error_body, request_id_of, to_api_error
+from service.api.metrics import CONTENT_TYPE_LATEST
+from service.api.schemas import (
+    ChatCompletion,
+    ChatRequest,
+    Deleted,
+    Document,
+    DocumentList,
+    ModelCard,
+    ModelList,
+    Readiness,
+)
+from service.result import Answer, StreamEvent
+
+# Every route here but the probes needs a valid key (when keys are set) and a rate-limit token.
+api = APIRouter(dependencies=[Depends(rate_limit)])
+probes = APIRouter(tags=["health"])
+# Separate so the app can give uploads a larger body limit than every other request.
+uploads = APIRouter(dependencies=[Depends(rate_limit)])
+
+_UPLOAD_OVERHEAD = 64 * 1024
+
+
+def upload_body_limit(max_upload_bytes: int, max_upload_files: int) -> int:
+    return max_upload_bytes * max_upload_files + _UPLOAD_OVERHEAD
+
+
+# --- answers -----------------------------------------------------------------------------
+
+
+@api.post("/v1/ask", response_model=Answer, tags=["answers"])
+def ask(body: AskDep, qa: QADep, metrics: MetricsDep) -> Answer:
+    """Answer a question from the corpus, with citations, or abstain."""
+    answer = qa.ask(body.question, body.history, mode=body.mode, top_k=body.top_k)
+    metrics.observe_answer(answer, "api")
+    return answer
+
+
+def _first_and_rest(
+    events: Iterator[StreamEvent],
+) -> tuple[StreamEvent | None, Iterator[StreamEvent]]:
+    # Taken before the response starts, so a backend that is down still gets a real status.
+    return next(events, None), events
+
+
+@api.post(
+    "/v1/ask/stream",
+    tags=["answers"],
+    response_class=EventSourceResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "delta events, then final"}
+    },
+)
+async def ask_stream(
+    body: AskDep, qa: QADep, metrics: MetricsDep, request: Request
+) -> EventSourceResponse:
+    """Server-sent events: ``delta`` events ({"delta": text}), then one ``final`` (the Answer)."""
+    events = qa.stream(body.question, body.history, mode=body.mode, top_k=body.top_k)
+    first, rest = await run_in_threadpool(_first_and_rest, events)
+    rid = request_id_of(request)
+
+    def sse() -> Iterator[ServerSentEvent]:
+        pending = [first] if first is not None else []
+        try:
+            for event in _chain(pending, rest):
+                if event.type == "delta":
+                    yield ServerSentEvent(json.dumps({"delta": event.delta or ""}), event="delta")
+                elif event.result is not None:
+                    metrics.observe_answer(event.result, "api")
+                    yield ServerSentEvent(event.result.model_dump_json(), event="final")
+        except Exception as exc:  # the status is already sent: report in-band, then end
+            err = to_api_error(exc)
+            yield ServerSentEvent(json.dumps(error_body(err.type, err.message, rid)), event="error")
+
+    return EventSourceResponse(sse(), ping=15)
+
+
+def _chain(first: list[StreamEvent], rest: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
+    yield from first
+    yield from rest
+
+
+# --- OpenAI-compatible chat ----------------------------------------------------------------
+
+
+@api.get("/v1/models", response_model=ModelList, tags=["openai"])
+def models() -> ModelList:
+    return ModelList(data=[ModelCard(id=chat.MODEL_ID)])
+
+
+@api.post(
+    "/v1/chat/completions",
+    response_model=ChatCompletion,
+    tags=["openai"],
+    responses={200: {"content": {"text/event-stream": {}}, "description": "when stream=true"}},
+)
+async def chat_completions(
+    body: ChatRequest, qa: QADep, settings: SettingsDep, metrics: MetricsDep, request: Request
+) -> Any:
+    """OpenAI chat completions; citations ride on ``message.citations`` and the final chunk."""
+    question, history = chat.question_and_history(body, settings.max_history_turns)
+    check_question(question, 0, settings)
+    completion_id = f"chatcmpl-{request_id_of(request) or uuid.uuid4().hex}"
+    if not body.stream:
+        answer = await run_in_threadpool(
+            qa.ask, question, history, mode=body.mode, top_k=body.top_k
+        )
+        metrics.observe_answer(answer, "openai")
+        return chat.completion(answer, completion_id)
+
+    events = qa.stream(question, history, mode=body.mode, top_k=body.top_k)
+    first, rest = await run_in_threadpool(_first_and_rest, events)
+    created = int(time.time())
+    rid = request_id_of(request)
+
+    def sse() -> Iterator[str]:
+        yield json.dumps(chat.chunk(completion_id, created, {"role": "assistant", "content": ""}))
+        streamed = ""
+        try:
+            for event in _chain([first] if first is not None else [], rest):
+                if event.type == "delta" and event.delta:
+                    streamed += event.delta
+                    yield json.dumps(chat.chunk(completion_id, created, {"content": event.delta}))
+                elif event.type == "final" and event.result is not None:
+                    answer = event.result
+                    metrics.observe_answer(answer, "openai")
+                    tail = chat.remainder(streamed, answer)
+                    if tail:
+                        yield json.dumps(chat.chunk(completion_id, created, {"content": tail}))
+                    citations = [c.model_dump() for c in answer.citations]
+                    yield json.dumps(
+                        chat.chunk(
+                            completion_id,
+                            created,
+                            {"citations": citations},
+                            finish_reason="stop",
+                            citations=citations,
+                            abstained=answer.abstained,
+                        )
+                    )
+        except Exception as exc:  # already streaming: an error object, as OpenAI servers do
+            err = to_api_error(exc)
+            yield json.dumps(error_body(err.type, err.message, rid))
+        yield "[DONE]"
+
+    return EventSourceResponse(sse(), ping=15)
+
+
+# --- documents ---------------------------------------------------------------------------
+
+
+@api.get("/v1/documents", response_model=DocumentList, tags=["documents"])
+def list_documents(corpus: CorpusDep) -> DocumentList:
+    infos = corpus.documents()
+    return DocumentList(
+        documents=[
+            Document(
+                id=s.id,
+                source=s.source,
+                title=s.title,
+                chunks=s.chunks,
+                hash=s.doc_hash,
+                pages=s.pages,
+            )
+            for s in infos
+        ],
+        total_chunks=sum(s.chunks for s in infos),
+    )
+
+
+@uploads.post("/v1/documents", response_model=IngestReport, tags=["documents"])
+def upload_documents(
+    corpus: CorpusDep,
+    files: Annotated[list[UploadFile], File(description="One or more documents.")],
+) -> IngestReport:
+    """Save the files into the corpus folder (same name = new version) and ingest what changed."""
+    return corpus.add([(f.filename, f.file) for f in files])
+
+
+@api.delete("/v1/documents/{doc_id}", response_model=Deleted, tags=["documents"])
+def delete_document(doc_id: str, corpus: CorpusDep) -> Deleted:
+    info = corpus.remove(doc_id)
+    return Deleted(id=info.id, source=info.source, chunks_removed=info.chunks)
+
+
+@api.post("/v1/reindex", response_model=IngestReport, tags=["documents"])
+def reindex(corpus: CorpusDep) -> IngestReport:
+    """Ingest the corpus folder again: changed files are re-embedded, vanished ones removed."""
+    return corpus.reindex()
+
+
+# --- health, metrics, docs --------------------------------------------------------------
+
+
+@probes.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is alive (no dependency is checked)."""
+    return {"status": "ok"}
+
+
+@probes.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+def readyz(services: ServicesDep, request: Request) -> Response:
+    """Ready to answer: models loaded, Chroma reachable, index non-empty."""
+    checks: dict[str, str] = {}
+    failed: list[str] = []
+    warm = services.warmup
+    if warm.enabled and not warm.run():
+        failed.append(f"model: {warm.error}")
+        checks["model"] = "not loaded"
+    else:
+        checks["model"] = "loaded" if warm.enabled else "loads on first request"
+    index = services.qa.index
+    try:
+        index.ping()
+        checks["chroma"] = "reachable"
+        count = index.count()
+        checks["index"] = f"{count} chunks"
+        if count == 0:
+            failed.append("index: empty (ingest documents first)")
+    except Exception as exc:
+        checks["chroma"] = "unreachable"
+        failed.append(f"chroma: {to_api_error(exc).message}")
+    if not failed:
+        return JSONResponse({"status": "ready", "checks": checks})
+    body = {
+        "status": "not ready",
+        "checks": checks,
+        **error_body("not_ready", "; ".join(failed), request_id_of(request)),
+    }
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+
+@api.get("/metrics", tags=["health"], response_class=Response)
+def metrics(services: ServicesDep) -> Response:
+    """Prometheus text format."""
+    m = services.metrics
+    try:
+        infos = services.qa.index.sources()
+        m.index_documents.set(len(infos))
+        m.index_chunks.set(sum(s.chunks for s in infos))
+    except Exception:  # a scrape must not fail because Chroma is down; gauges keep their value
+        pass
+    return Response(m.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@api.get("/openapi.json", include_in_schema=False)
+def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(request.app.openapi())
+
+
+@api.get("/docs", include_in_schema=False)
+def docs() -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="groundqa API")

@@ -1,0 +1,129 @@
+"""The web app: the HTTP API and the Gradio UI in one process (``groundqa serve``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.routing import Mount
+
+from service.api import errors
+from service.api.corpus import Corpus
+from service.api.deps import Services, Warmup
+from service.api.logs import RequestContextMiddleware, configure_logging
+from service.api.metrics import Metrics
+from service.api.routes import api, probes, upload_body_limit, uploads
+from service.api.security import KeyChecker, RateLimiter
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.qa import QA
+
+log = logging.getLogger("groundqa.app")
+
+UI_PATH = "/ui"
+
+
+def create_app(settings: Settings, qa: QA | None = None, *, warmup: bool = True) -> FastAPI:
+    """Build the app; nothing is loaded until the lifespan warms the models up (if ``warmup``).
+
+    A failed warm-up (Chroma or a model unavailable) does not stop the app: it starts, answers
+    503 on /readyz and retries the warm-up on each readiness check.
+    """
+    if qa is None:
+        from service.qa import QA
+
+        qa = QA(settings)
+    services = Services(
+        settings=settings,
+        qa=qa,
+        corpus=Corpus(settings, qa.index),
+        metrics=Metrics(),
+        keys=KeyChecker(settings.api_keys),
+        limiter=RateLimiter(settings.rate_limit_per_minute),
+        warmup=Warmup(qa, warmup),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if warmup:
+            await run_in_threadpool(services.warmup.run)
+        yield
+
+    app = FastAPI(
+        title="groundqa",
+        summary="Answers only from its documents, citing the exact passages, or abstains.",
+        version="0.1.0",
+        lifespan=lifespan,
+        # Served by routes that require the API key like every other route.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.services = services
+    errors.install(app)
+    app.include_router(probes)
+    app.include_router(api)
+    # Uploads may be larger than any other request.
+    upload_limit = upload_body_limit(settings.max_upload_bytes, settings.max_upload_files)
+    app.include_router(uploads, max_body_size=upload_limit)
+    if settings.ui:
+        _mount_ui(app, services, upload_limit)
+    app.add_middleware(RequestContextMiddleware, observe=services.metrics.observe_request)
+    return app
+
+
+def _mount_ui(app: FastAPI, services: Services, upload_limit: int) -> None:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    from service import ui
+
+    blocks = ui.build(services)
+    keys = services.keys
+    gr.mount_gradio_app(
+        app,
+        blocks,
+        path=UI_PATH,
+        # With API keys set, the UI asks for one as its password: it is no way around the keys.
+        auth=(lambda _user, password: keys.check(password) is not None) if keys.enabled else None,
+        auth_message="Sign in with any user name and an API key as the password."
+        if keys.enabled
+        else None,
+        footer_links=[],
+        max_file_size=services.settings.max_upload_bytes,
+        head=ui.HEAD,
+        css=ui.CSS,
+        theme=ui.theme(),
+        run_history=False,
+        ssr_mode=False,
+    )
+    for route in app.routes:
+        if isinstance(route, Mount) and route.path == UI_PATH:
+            # The UI's uploads get the API's upload limit rather than the small default.
+            route.app = RequestBodyLimitMiddleware(route.app, max_body_size=upload_limit)
+
+
+def serve(settings: Settings) -> None:
+    """Run the API and UI on ``settings.host:settings.port`` until interrupted."""
+    import uvicorn
+
+    configure_logging(settings.log_level)
+    app = create_app(settings)
+    log.info("serving", extra={"host": settings.host, "port": settings.port, "ui": settings.ui})
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
