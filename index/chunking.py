@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 
-from langchain_text_splitters import RecursiveCharacterTextSplitter
-
 from index.loaders import Document
 from index.types import Chunk
 
@@ -20,29 +18,75 @@ def chunk_id(source: str, doc_hash: str, start: int, end: int) -> str:
 
 
 class Chunker:
+    """Recursive splitting in the manner of LangChain's RecursiveCharacterTextSplitter, but on
+    offsets: it cuts at the coarsest separator that makes pieces fit, merges pieces up to
+    ``chunk_size`` characters and carries up to ``chunk_overlap`` characters into the next chunk.
+
+    Working on spans rather than strings means no text is lost (LangChain's splitter drops words
+    next to an over-long token) and offsets need no searching, so they are exact by construction.
+    """
+
     def __init__(self, chunk_size: int = 800, chunk_overlap: int = 120) -> None:
-        self._splitter = RecursiveCharacterTextSplitter(
-            chunk_size=chunk_size,
-            chunk_overlap=chunk_overlap,
-            separators=SEPARATORS,
-            keep_separator="end",
-            strip_whitespace=True,
-        )
+        if not 0 <= chunk_overlap < chunk_size:
+            raise ValueError("chunk_overlap must be in [0, chunk_size)")
+        self.size = chunk_size
+        self.overlap = chunk_overlap
+
+    def _pieces(self, text: str, lo: int, hi: int, level: int, out: list[tuple[int, int]]) -> None:
+        """Append spans covering ``text[lo:hi]``, each at most ``size`` long."""
+        if hi - lo <= self.size:
+            out.append((lo, hi))
+            return
+        for i in range(level, len(SEPARATORS)):
+            sep = SEPARATORS[i]
+            if not sep:
+                out.extend((a, min(a + self.size, hi)) for a in range(lo, hi, self.size))
+                return
+            cut = text.find(sep, lo, hi)
+            if cut < 0:
+                continue
+            start = lo
+            while cut >= 0:
+                end = cut + len(sep)  # the separator stays with the text before it
+                self._add(text, start, end, i + 1, out)
+                start = end
+                cut = text.find(sep, start, hi)
+            if start < hi:
+                self._add(text, start, hi, i + 1, out)
+            return
+
+    def _add(self, text: str, lo: int, hi: int, level: int, out: list[tuple[int, int]]) -> None:
+        if hi - lo <= self.size:
+            out.append((lo, hi))
+        else:
+            self._pieces(text, lo, hi, level, out)
 
     def spans(self, text: str) -> list[tuple[int, int]]:
-        """``(start, end)`` of each chunk, such that ``text[start:end]`` is the chunk's text."""
+        """``(start, end)`` of each chunk: whitespace-trimmed, in order, covering all the text."""
+        pieces: list[tuple[int, int]] = []
+        self._pieces(text, 0, len(text), 0, pieces)
+        merged: list[tuple[int, int]] = []
+        window: list[tuple[int, int]] = []
+        for piece in pieces:
+            if window and piece[1] - window[0][0] > self.size:
+                merged.append((window[0][0], window[-1][1]))
+                # Keep a tail of the previous chunk as overlap, as long as the new piece fits.
+                while window and (
+                    window[-1][1] - window[0][0] > self.overlap
+                    or piece[1] - window[0][0] > self.size
+                ):
+                    window.pop(0)
+            window.append(piece)
+        if window:
+            merged.append((window[0][0], window[-1][1]))
         spans: list[tuple[int, int]] = []
-        cursor = 0
-        for piece in self._splitter.split_text(text):
-            if not piece:
-                continue
-            # Pieces come in document order and each starts after the previous one's start,
-            # so the first occurrence from there is this piece, even for repeated text.
-            start = text.find(piece, cursor)
-            if start < 0:  # pragma: no cover - the splitter only returns substrings
-                raise AssertionError("splitter returned text not found in the document")
-            spans.append((start, start + len(piece)))
-            cursor = start + 1
+        for a, b in merged:
+            while a < b and text[a].isspace():
+                a += 1
+            while b > a and text[b - 1].isspace():
+                b -= 1
+            if a < b and (not spans or spans[-1] != (a, b)):
+                spans.append((a, b))
         return spans
 
     def split(self, doc: Document) -> list[Chunk]:
