@@ -65,10 +65,16 @@ def decode_text(data: bytes, path: str) -> str:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
-    if best is None:
+    matches = list(from_bytes(data))
+    if not matches:
         raise DocumentError(path, "binary content: no text encoding fits")
-    return str(best)
+    # Short Western texts fit several single-byte code pages about equally well; Windows-1252
+    # is by far the most common of them, so it wins a near tie.
+    least = min(m.chaos for m in matches)
+    for m in matches:
+        if m.encoding == "cp1252" and m.chaos <= least + 0.01:
+            return str(m)
+    return str(matches[0])
 
 
 def _load_text(data: bytes, path: str) -> tuple[str, str, tuple[int, ...] | None]:
@@ -143,8 +149,14 @@ _LOADERS: dict[str, Callable[[bytes, str], tuple[str, str, tuple[int, ...] | Non
 def read_bytes(path: Path, source: str, max_bytes: int) -> bytes:
     """The file's bytes, or DocumentError naming why it cannot be read."""
     try:
+        if path.is_dir():
+            raise DocumentError(source, "is a directory, not a document")
+        if not path.exists():
+            raise DocumentError(
+                source, "no such file (removed while ingesting, or a dangling link)"
+            )
         if not path.is_file():
-            raise DocumentError(source, "not a regular file (directory or dangling link)")
+            raise DocumentError(source, "not a regular file")
         size = path.stat().st_size
         if size > max_bytes:
             raise DocumentError(source, f"too large ({size} bytes > max_file_bytes {max_bytes})")
