@@ -10,16 +10,14 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware.body_limit import RequestBodyLimitMiddleware
-from starlette.routing import Mount
 
 from service.api import errors
 from service.api.corpus import Corpus
 from service.api.deps import Services, Warmup
 from service.api.logs import RequestContextMiddleware, configure_logging
 from service.api.metrics import Metrics
-from service.api.routes import api, probes, upload_body_limit, uploads
-from service.api.security import KeyChecker, RateLimiter
+from service.api.routes import api, probes, upload_body_limit
+from service.api.security import BodySizeLimit, KeyChecker, RateLimiter
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -65,22 +63,27 @@ def create_app(settings: Settings, qa: QA | None = None, *, warmup: bool = True)
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.services = services
     errors.install(app)
     app.include_router(probes)
     app.include_router(api)
-    # Uploads may be larger than any other request.
     upload_limit = upload_body_limit(settings.max_upload_bytes, settings.max_upload_files)
-    app.include_router(uploads, max_body_size=upload_limit)
     if settings.ui:
-        _mount_ui(app, services, upload_limit)
+        _mount_ui(app, services)
+
+    def limit_for(path: str) -> int:
+        # Uploads (API and UI) may be larger than any other request.
+        if path == "/v1/documents" or path.startswith(UI_PATH + "/"):
+            return upload_limit
+        return settings.max_body_bytes
+
+    app.add_middleware(BodySizeLimit, limit_for=limit_for)
     app.add_middleware(RequestContextMiddleware, observe=services.metrics.observe_request)
     return app
 
 
-def _mount_ui(app: FastAPI, services: Services, upload_limit: int) -> None:
+def _mount_ui(app: FastAPI, services: Services) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
@@ -105,10 +108,6 @@ def _mount_ui(app: FastAPI, services: Services, upload_limit: int) -> None:
         run_history=False,
         ssr_mode=False,
     )
-    for route in app.routes:
-        if isinstance(route, Mount) and route.path == UI_PATH:
-            # The UI's uploads get the API's upload limit rather than the small default.
-            route.app = RequestBodyLimitMiddleware(route.app, max_body_size=upload_limit)
 
 
 def serve(settings: Settings) -> None:

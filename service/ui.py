@@ -67,7 +67,10 @@ CSS = """
 .gqa-abstain .gqa-label { background: #fef3c7; color: #92400e; }
 .gqa-abstain .gqa-text { font-style: italic; }
 .gqa-reason { color: #6b7280; font-size: 0.85em; }
-a.gqa-cite { font-weight: 600; text-decoration: none; cursor: pointer; padding: 0 1px; }
+a.gqa-cite {
+  font-weight: 600; text-decoration: none; cursor: pointer; padding: 0 1px;
+  color: var(--color-accent, #2563eb);
+}
 a.gqa-cite:hover { text-decoration: underline; }
 .gqa-sources { margin-top: 8px; }
 .gqa-sources-h { font-size: 0.8em; font-weight: 600; color: #6b7280; margin: 6px 0 2px; }
@@ -177,7 +180,7 @@ class Renderer:
 
 
 def _doc_rows(services: Services) -> list[list[Any]]:
-    return [[s.title, s.source, s.chunks, s.id] for s in services.corpus.documents()]
+    return [[s.title, s.source, s.chunks] for s in services.corpus.documents()]
 
 
 def _doc_choices(services: Services) -> list[tuple[str, str]]:
@@ -327,8 +330,9 @@ def build(services: Services) -> gr.Blocks:
                     top_k = gr.Slider(1, 20, value=settings.top_k, step=1, label="Passages (top-k)")
                 with gr.Accordion("Documents", open=True):
                     docs = gr.Dataframe(
-                        headers=["title", "source", "chunks", "id"],
-                        datatype=["str", "str", "number", "str"],
+                        headers=["title", "source", "chunks"],
+                        datatype=["str", "str", "number"],
+                        column_widths=["45%", "40%", "15%"],
                         interactive=False,
                         wrap=True,
                         elem_id="gqa-docs",

@@ -17,7 +17,10 @@ request_id_var: ContextVar[str | None] = ContextVar("groundqa_request_id", defau
 
 # An incoming X-Request-ID is honoured only if it cannot smuggle anything into logs or headers.
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_STD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message"}
+_STD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "color_message",  # uvicorn's ANSI-coloured duplicate of msg
+}
 
 access_log = logging.getLogger("groundqa.access")
 

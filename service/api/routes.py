@@ -43,8 +43,6 @@ from service.result import Answer, StreamEvent
 # Every route here but the probes needs a valid key (when keys are set) and a rate-limit token.
 api = APIRouter(dependencies=[Depends(rate_limit)])
 probes = APIRouter(tags=["health"])
-# Separate so the app can give uploads a larger body limit than every other request.
-uploads = APIRouter(dependencies=[Depends(rate_limit)])
 
 _UPLOAD_OVERHEAD = 64 * 1024
 
@@ -196,7 +194,7 @@ def list_documents(corpus: CorpusDep) -> DocumentList:
     )
 
 
-@uploads.post("/v1/documents", response_model=IngestReport, tags=["documents"])
+@api.post("/v1/documents", response_model=IngestReport, tags=["documents"])
 def upload_documents(
     corpus: CorpusDep,
     files: Annotated[list[UploadFile], File(description="One or more documents.")],

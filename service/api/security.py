@@ -1,4 +1,4 @@
-"""API keys, rate limiting and upload file names."""
+"""API keys, rate limiting, request size and upload file names."""
 
 from __future__ import annotations
 
@@ -12,6 +12,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from pydantic import SecretStr
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.errors import error_body
 
 
 class KeyChecker:
@@ -117,3 +122,59 @@ def safe_filename(name: str | None) -> str:
         if not (ch.isalnum() or ch in _ALLOWED_PUNCT):
             raise BadFileName(f"file name {name!r} contains {ch!r}")
     return name
+
+
+class BodyTooLarge(HTTPException):
+    # An HTTPException, so FastAPI's body parsing re-raises it and the app's handler answers.
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds {limit} bytes")
+
+
+class BodySizeLimit:
+    """413 for a request body over its path's limit: at once if declared, else while read."""
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._reject(scope, receive, send, limit)
+                return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            # Raised outside a FastAPI route (e.g. inside the UI's app): answer here.
+            if started:
+                raise
+            await self._reject(scope, receive, send, limit)
+
+    @staticmethod
+    async def _reject(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        rid = scope.get("state", {}).get("request_id")
+        body = error_body("payload_too_large", f"request body exceeds {limit} bytes", rid)
+        response = JSONResponse(body, status_code=413, headers={"Connection": "close"})
+        await response(scope, receive, send)
