@@ -1,0 +1,80 @@
+"""The embedded store and a real ``chroma run`` server behave the same; replicas stay in step."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from index import Index
+from index.embedding import Embedder
+from index.errors import IndexEmpty, IndexUnavailable
+from index.settings import IndexSettings
+from tests.conftest import free_port
+
+MakeSettings = Callable[..., IndexSettings]
+
+
+@pytest.fixture(params=["embedded", "server"])
+def backend_settings(
+    request: pytest.FixtureRequest, make_settings: MakeSettings, corpus_copy: Path
+) -> IndexSettings:
+    """Settings over the default corpus on the embedded store or on the session's Chroma server."""
+    if request.param == "server":
+        url = request.getfixturevalue("chroma_server")
+        return make_settings(corpus_copy, chroma_url=url, collection=f"t{uuid.uuid4().hex[:8]}")
+    return make_settings(corpus_copy)
+
+
+def test_ingest_and_search_on_each_backend(
+    backend_settings: IndexSettings, embedder: Embedder
+) -> None:
+    idx = Index(backend_settings, embedder=embedder)
+    idx.ping()
+    with pytest.raises(IndexEmpty):
+        idx.search("anything", 3)
+    report = idx.ingest()
+    assert len(report.added) == 2 and report.chunks_total == idx.count() > 0
+    hits = idx.search("Which valley near Damascus was attacked?", 5)
+    assert any("Wadi Barada" in h.chunk.text for h in hits[:3])
+    for h in hits:
+        assert idx.document_text(h.chunk.source)[h.chunk.start : h.chunk.end] == h.chunk.text
+    assert Index(backend_settings, embedder=embedder).ingest().chunks_embedded == 0
+
+
+def test_unreachable_server_is_index_unavailable(make_settings: MakeSettings) -> None:
+    idx = Index(make_settings(chroma_url=f"http://127.0.0.1:{free_port()}"))
+    with pytest.raises(IndexUnavailable):
+        idx.ping()
+    with pytest.raises(IndexUnavailable):
+        idx.count()
+
+
+def test_replica_keyword_index_catches_up(
+    chroma_server: str, make_settings: MakeSettings, embedder: Embedder, tmp_path: Path
+) -> None:
+    """Two processes with their own data dirs share one Chroma server; when one ingests, the
+    other's BM25 index notices the version stamp and rebuilds from Chroma's documents."""
+    corpus = tmp_path / "shared-corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Harbours\n\nThe harbour master logs every ship at dawn.")
+    name = f"r{uuid.uuid4().hex[:8]}"
+    writer = Index(
+        make_settings(corpus, chroma_url=chroma_server, collection=name), embedder=embedder
+    )
+    reader = Index(
+        make_settings(corpus, chroma_url=chroma_server, collection=name), embedder=embedder
+    )
+    reader.stamp_interval = 0.0  # check the stamp on every search
+    writer.ingest()
+    assert all(h.keyword_rank is None for h in reader.search("quokkabridge", 5))
+
+    (corpus / "b.txt").write_text("Bridges\n\nThe quokkabridge spans the northern gorge.")
+    writer.ingest()
+    hits = reader.search("quokkabridge", 5)
+    assert hits and hits[0].chunk.source == "b.txt" and hits[0].keyword_rank == 0
+
+    writer.remove_source("b.txt")
+    assert all(h.chunk.source != "b.txt" for h in reader.search("quokkabridge", 5))
