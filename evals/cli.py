@@ -129,6 +129,8 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
             return
 
         summary = run_set(settings, set_path, chosen, err)
+        if update_baseline:
+            report.write_json(baseline, summary)
         verdict = None
         if gate:
             verdict = gates.check(
@@ -141,7 +143,6 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         report.write_text(report_out, report.markdown(summary, verdict))
         console.print(f"reports: {json_out}, {report_out}", highlight=False)
         if update_baseline:
-            report.write_json(baseline, summary)
             console.print(f"baseline recorded in {baseline}", highlight=False)
         if verdict is not None:
             report.print_verdict(verdict, console)
