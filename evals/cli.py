@@ -172,6 +172,9 @@ def _squad(
 
         def asked(done: int, total: int) -> None:
             bar.update(task, description="asking", completed=done, total=total)
+            if not err.is_terminal and (done % 100 == 0 or done == total):
+                # A background run (nohup) has no live bar: leave a trace in its log.
+                err.print(f"asked {done}/{total}", highlight=False)
 
         results = benchmark.run(
             _qa,

@@ -40,6 +40,12 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def fmt_metric(key: str, value: Any) -> str:
+    if key.endswith("_ms") and isinstance(value, float):
+        return f"{value:.0f}"
+    return fmt(value)
+
+
 def _rows(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [*summary["categories"].items(), ("overall", summary["overall"])]
 
@@ -59,7 +65,7 @@ def print_summary(summary: dict[str, Any], console: Console, *, max_failures: in
         table.add_column(title, justify="right")
     for name, metrics in _rows(summary):
         style = "bold" if name == "overall" else None
-        table.add_row(name, *(fmt(metrics.get(k)) for k, _ in COLUMNS), style=style)
+        table.add_row(name, *(fmt_metric(k, metrics.get(k)) for k, _ in COLUMNS), style=style)
     console.print(table)
     fails = failure_rows(summary)
     if not fails:
@@ -111,7 +117,7 @@ def markdown(summary: dict[str, Any], verdict: Verdict | None = None) -> str:
         "|---|" + "---:|" * len(COLUMNS),
     ]
     for name, metrics in _rows(summary):
-        cells = [fmt(metrics.get(k)) for k, _ in COLUMNS]
+        cells = [fmt_metric(k, metrics.get(k)) for k, _ in COLUMNS]
         label = f"**{name}**" if name == "overall" else name
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     if verdict is not None:
