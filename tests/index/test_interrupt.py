@@ -21,10 +21,32 @@ from tests.conftest import ROOT
 
 MakeSettings = Callable[..., IndexSettings]
 
-WORDS = (
-    "river mountain city harbour engine library orchard council treaty market station bridge "
-    "canal festival museum railway glacier senate theatre airport desert forest village castle"
-).split()
+WORDS = [
+    "river",
+    "mountain",
+    "city",
+    "harbour",
+    "engine",
+    "library",
+    "orchard",
+    "council",
+    "treaty",
+    "market",
+    "station",
+    "bridge",
+    "canal",
+    "festival",
+    "museum",
+    "railway",
+    "glacier",
+    "senate",
+    "theatre",
+    "airport",
+    "desert",
+    "forest",
+    "village",
+    "castle",
+]
 
 DRIVER = textwrap.dedent(
     """
