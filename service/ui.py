@@ -153,7 +153,11 @@ class Renderer:
         uid = uuid.uuid4().hex[:10]
         if answer.abstained:
             related = "".join(self._passage(p) for p in answer.related)
-            reason = f'<div class="gqa-reason">{_esc(answer.reason)}</div>' if answer.reason else ""
+            reason = (
+                f'<div class="gqa-reason">Reason: {_esc(answer.reason.replace("_", " "))}</div>'
+                if answer.reason
+                else ""
+            )
             related_block = (
                 '<div class="gqa-sources"><div class="gqa-sources-h">Related passages</div>'
                 f"{related}</div>"
