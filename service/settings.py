@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from typing import Annotated
+
 from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from index.settings import IndexSettings
 from service.result import Mode
@@ -32,7 +36,8 @@ class Settings(IndexSettings):
     # Service
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    api_keys: list[SecretStr] = Field(default_factory=list)
+    # NoDecode: the env value reaches _split_keys as text (key1,key2), not parsed as JSON first.
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(default=120, ge=0)  # per key (or client address); 0 = off
     max_question_chars: int = Field(default=2000, ge=10)
     max_history_turns: int = Field(default=20, ge=0)
@@ -48,6 +53,8 @@ class Settings(IndexSettings):
     @classmethod
     def _split_keys(cls, v: object) -> object:
         # GROUNDQA_API_KEYS=key1,key2 as well as a JSON list.
+        if isinstance(v, str) and v.strip().startswith("["):
+            return json.loads(v)
         if isinstance(v, str):
             return [] if not v.strip() else [k.strip() for k in v.split(",") if k.strip()]
         return v

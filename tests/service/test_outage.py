@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,54 +13,8 @@ from index import Index
 from index.embedding import Embedder
 from service.app import create_app
 from service.qa import QA
-from tests.conftest import CORPUS, VENV_BIN, free_port
-from tests.service.conftest import QUESTION, LiveServer, service_settings
-
-
-class ChromaServer:
-    """A real `chroma run` process this test may kill."""
-
-    def __init__(self, path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = (path / "chroma.log").open("wb")
-        self.proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "chroma"),
-                "run",
-                "--path",
-                str(path / "db"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"chroma run exited early; see {path / 'chroma.log'}")
-            try:
-                if httpx.get(f"{self.url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("chroma run did not answer its heartbeat within 60 s")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+from tests.conftest import CORPUS, free_port
+from tests.service.conftest import QUESTION, ChromaServer, LiveServer, service_settings
 
 
 @pytest.fixture

@@ -163,3 +163,16 @@ def test_safe_filename_refuses(name: str | None) -> None:
 @pytest.mark.parametrize("name", ["report.pdf", "Résumé (v2).docx", "notes_2024-01.md", "a b.txt"])
 def test_safe_filename_keeps_plain_names(name: str) -> None:
     assert safe_filename(name) == name
+
+
+@pytest.mark.parametrize(
+    ("raw", "count"),
+    [("", 0), (f"{KEY_A},{KEY_B}", 2), (f" {KEY_A} , ", 1), (f'["{KEY_A}", "{KEY_B}"]', 2)],
+)
+def test_api_keys_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, raw: str, count: int
+) -> None:
+    monkeypatch.setenv("GROUNDQA_API_KEYS", raw)
+    keys = Settings().api_keys
+    assert len(keys) == count
+    assert all(k.get_secret_value() in (KEY_A, KEY_B) for k in keys)
