@@ -1,0 +1,333 @@
+"""Fit the abstention model on SQuAD 2.0 and write ``service/abstain_model.json``.
+
+    .venv/bin/python -m evals.calibrate [--squad FILE] [--work DIR] [--refit]
+
+All 341 paragraphs of the dev split are ingested into a private collection under ``--work``
+(open-domain: every question searches every paragraph). Each question runs through the
+real pipeline with abstention off; the evidence features, the answer and its label go to a
+features cache (``features.jsonl``), so refitting (``--refit``) never re-runs the pipeline.
+
+Label: 1 when the question is answerable and the extractive answer contains a gold answer
+(SQuAD-normalised token containment), else 0; the model's output is therefore P(correct).
+
+Operating point: the threshold maximises the answer score (right +1, abstain 0, wrong -1,
+answering an unanswerable question counts as wrong) subject to answering at least 75% of the
+answerable questions whose answer contains the gold, when some threshold allows it. The
+held-out figures come from a split by article (the model and threshold are fitted on the
+other articles); the committed model is then refitted on all articles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evals import metrics, squad
+from service.abstain import FEATURES, MODEL_PATH
+
+log = logging.getLogger("calibrate")
+
+DEFAULT_SQUAD = (
+    Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "squad2" / "dev-split.json"
+)
+MIN_ANSWER_RATE = 0.75
+FEATURE_VERSION = 4  # bump when features or the pipeline change, to invalidate the cache
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def collect(squad_path: Path, work: Path) -> list[dict[str, Any]]:
+    """Run every SQuAD question through the pipeline (abstention off); cached in ``work``."""
+    from service.qa import QA
+    from service.settings import Settings
+
+    cache = work / f"features-v{FEATURE_VERSION}.jsonl"
+    data_hash = _sha256(squad_path)
+    rows: dict[str, dict[str, Any]] = {}
+    if cache.exists():
+        for line in cache.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            if row.get("data_hash") == data_hash:
+                rows[row["id"]] = row
+    paragraphs, questions = squad.load(squad_path)
+    todo = [q for q in questions if q.id not in rows]
+    if not todo:
+        return [rows[q.id] for q in questions]
+
+    corpus = squad.materialize(paragraphs, work / "corpus")
+    settings = Settings(
+        corpus_dir=corpus, data_dir=work / "index", collection="squad-calibration", abstain=False
+    )
+    qa = QA(settings)
+    report = qa.index.ingest()
+    log.info("ingested %d chunks (%d new)", report.chunks_total, report.chunks_embedded)
+    _prewarm(qa)
+    started = time.perf_counter()
+    with cache.open("a", encoding="utf-8") as out:
+        for i, q in enumerate(todo, 1):
+            state = qa.chain.invoke(qa._state(q.question, (), "extractive", None))
+            ans = state.result
+            assert ans is not None and state.evidence is not None
+            text = metrics.strip_markers(state.verified.text if state.verified else "")
+            sources = [p.source for p in state.evidence.passages]
+            row = {
+                "id": q.id,
+                "article": q.source.split("_")[0],
+                "impossible": q.is_impossible,
+                "answers": list(q.answers),
+                "answer": text,
+                "short_answer": ans.short_answer,
+                "features": state.features,
+                "gold_rank": metrics.first_gold_rank(sources, [q.source]),
+                "contained": bool(q.answers)
+                and bool(text)
+                and metrics.contains_any(text, q.answers),
+                "ms": ans.timings.get("total", 0.0),
+                "data_hash": data_hash,
+            }
+            rows[q.id] = row
+            out.write(json.dumps(row) + "\n")
+            if i % 100 == 0:
+                out.flush()
+                rate = i / (time.perf_counter() - started)
+                log.info("%d/%d questions (%.1f/s)", i, len(todo), rate)
+    return [rows[q.id] for q in questions]
+
+
+def _prewarm(qa: Any) -> None:
+    """Split and embed every chunk in large batches up front (many times faster than letting
+    each question embed the few chunks it meets first). Uses the index's private listing, so
+    it quietly does nothing if that changes."""
+    from service.result import Passage
+
+    try:
+        idx = qa.index
+        texts = list(idx._all_texts(idx._current_pointer().active))
+    except Exception as exc:  # pragma: no cover - an optimisation only
+        log.info("no prewarm (%s)", exc)
+        return
+    passages = [
+        Passage(source="", title="", chunk_id=cid, start=0, end=len(t), text=t, score=0.0)
+        for cid, t in texts
+    ]
+    started = time.perf_counter()
+    for i in range(0, len(passages), 256):
+        qa.scorer.store.get_many(passages[i : i + 256])
+    log.info("embedded the sentences of %d chunks in %.0fs", len(passages), time.perf_counter() - started)
+
+
+def matrix(rows: Sequence[dict[str, Any]]) -> np.ndarray:
+    return np.array(
+        [[float(r["features"].get(f, 0.0)) for f in FEATURES] for r in rows], dtype=np.float64
+    )
+
+
+def labels(rows: Sequence[dict[str, Any]]) -> np.ndarray:
+    return np.array([int(not r["impossible"] and r["contained"]) for r in rows])
+
+
+def vetoed(rows: Sequence[dict[str, Any]]) -> np.ndarray:
+    return np.array(
+        [
+            r["features"].get("type_missing", 0) > 0 or r["features"].get("conflicts", 0) > 0
+            for r in rows
+        ]
+    )
+
+
+def fit(x: np.ndarray, y: np.ndarray) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+    model.fit(x, y)
+    return model
+
+
+def out_of_fold(rows: Sequence[dict[str, Any]], folds: int = 5) -> np.ndarray:
+    from sklearn.model_selection import GroupKFold
+
+    x, y = matrix(rows), labels(rows)
+    groups = np.array([r["article"] for r in rows])
+    p = np.zeros(len(rows))
+    for train, test in GroupKFold(n_splits=folds).split(x, y, groups):
+        p[test] = fit(x[train], y[train]).predict_proba(x[test])[:, 1]
+    return p
+
+
+def outcomes(
+    rows: Sequence[dict[str, Any]], p: np.ndarray, t: float, use_vetoes: bool
+) -> dict[str, float]:
+    """Answer-level figures at threshold ``t``."""
+    answer = p >= t
+    if use_vetoes:
+        answer &= ~vetoed(rows)
+    answer &= np.array([bool(r["answer"]) for r in rows])
+    y = labels(rows)
+    impossible = np.array([r["impossible"] for r in rows])
+    contained = np.array([bool(r["contained"]) for r in rows])
+    score = np.where(answer, np.where(y == 1, 1, -1), 0)
+    em, f1 = [], []
+    for r, a in zip(rows, answer, strict=True):
+        pred = (r["short_answer"] or r["answer"]) if a else ""
+        golds = r["answers"] or [""]
+        em.append(max(metrics.exact_match(g, pred) for g in golds))
+        f1.append(max(metrics.f1(g, pred) for g in golds))
+    em_a, f1_a = np.array(em), np.array(f1)
+    has = ~impossible
+    return {
+        "threshold": round(float(t), 4),
+        "score": float(score.mean()),
+        "score_evals_rule": float(
+            np.where(answer, np.where(y == 1, 1, -1), np.where(impossible, 1, 0)).mean()
+        ),
+        "answered_answerable": float(answer[has].mean()),
+        "answered_answerable_contained": float(answer[has & contained].mean())
+        if (has & contained).any()
+        else 0.0,
+        "abstained_unanswerable": float((~answer[impossible]).mean()),
+        "precision": float(y[answer].mean()) if answer.any() else 0.0,
+        "hasans_em": float(em_a[has].mean()),
+        "hasans_f1": float(f1_a[has].mean()),
+        "noans_acc": float(em_a[impossible].mean()),
+        "overall_em": float(em_a.mean()),
+        "overall_f1": float(f1_a.mean()),
+    }
+
+
+def choose_threshold(rows: Sequence[dict[str, Any]], p: np.ndarray, use_vetoes: bool) -> float:
+    best: tuple[float, float] | None = None
+    fallback: tuple[float, float] | None = None
+    for t in np.unique(np.round(p, 3)):
+        o = outcomes(rows, p, float(t), use_vetoes)
+        cand = (o["score"], float(t))
+        fallback = max(fallback, cand) if fallback else cand
+        if o["answered_answerable_contained"] >= MIN_ANSWER_RATE:
+            best = max(best, cand) if best else cand
+    chosen = best or fallback
+    assert chosen is not None
+    return chosen[1]
+
+
+def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, float]:
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        m = (p >= lo) & (p < hi) if hi < 1 else (p >= lo)
+        if m.any():
+            ece += m.mean() * abs(p[m].mean() - y[m].mean())
+    return {
+        "brier": float(brier_score_loss(y, p)),
+        "ece": float(ece),
+        "auc": float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else 0.0,
+        "base_rate": float(y.mean()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--squad", type=Path, default=DEFAULT_SQUAD)
+    ap.add_argument("--work", type=Path, default=Path("data/calibration"))
+    ap.add_argument("--refit", action="store_true", help="use the cached features only")
+    ap.add_argument("--out", type=Path, default=MODEL_PATH)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    for var, value in (
+        ("HF_HUB_OFFLINE", "1"),
+        ("TRANSFORMERS_OFFLINE", "1"),
+        ("ANONYMIZED_TELEMETRY", "False"),
+    ):
+        os.environ.setdefault(var, value)
+    args.work.mkdir(parents=True, exist_ok=True)
+    rows = collect(args.squad, args.work)
+    rows = [r for r in rows if r.get("features")]
+    y = labels(rows)
+    answerable = [r for r in rows if not r["impossible"]]
+    retrieval = {
+        f"gold_in_top_{k}": float(
+            np.mean([metrics.hit_at_k(r["gold_rank"], k) for r in answerable])
+        )
+        for k in (1, 5, 20)
+    }
+    contained_rate = float(np.mean([r["contained"] for r in answerable]))
+    log.info("retrieval %s; answer contains gold for %.3f of answerable", retrieval, contained_rate)
+
+    # Held-out: fit and choose the threshold on ~70% of the articles, report on the rest.
+    articles = sorted({r["article"] for r in rows})
+    rng = np.random.default_rng(0)
+    test_articles = set(
+        rng.choice(articles, size=max(1, round(0.3 * len(articles))), replace=False)
+    )
+    train = [r for r in rows if r["article"] not in test_articles]
+    test = [r for r in rows if r["article"] in test_articles]
+    held: dict[str, Any] = {}
+    for use_vetoes in (True, False):
+        p_train = out_of_fold(train)
+        t = choose_threshold(train, p_train, use_vetoes)
+        p_test = fit(matrix(train), labels(train)).predict_proba(matrix(test))[:, 1]
+        held[f"vetoes_{'on' if use_vetoes else 'off'}"] = {
+            **outcomes(test, p_test, t, use_vetoes),
+            **reliability(labels(test), p_test),
+        }
+    use_vetoes = held["vetoes_on"]["score"] >= held["vetoes_off"]["score"] - 0.005
+
+    # Final model: all articles; threshold from out-of-fold probabilities.
+    p_all = out_of_fold(rows)
+    threshold = choose_threshold(rows, p_all, use_vetoes)
+    final = fit(matrix(rows), y)
+    scaler, lr = final.steps[0][1], final.steps[1][1]
+    model = {
+        "features": list(FEATURES),
+        "mean": [float(v) for v in scaler.mean_],
+        "scale": [float(v) for v in scaler.scale_],
+        "coef": [float(v) for v in lr.coef_[0]],
+        "intercept": float(lr.intercept_[0]),
+        "threshold": float(threshold),
+        "vetoes": bool(use_vetoes),
+        "trained": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "data": {
+            "file": args.squad.name,
+            "sha256": _sha256(args.squad),
+            "questions": len(rows),
+            "answerable": len(answerable),
+            "articles": len(articles),
+            "held_out_articles": len(test_articles),
+            "feature_version": FEATURE_VERSION,
+        },
+        "label": "answerable and the extractive answer contains a gold answer",
+        "operating_point": "max score (+1 right, 0 abstain, -1 wrong) s.t. answering >= 75% of "
+        "answerable questions whose answer contains the gold",
+        "retrieval": retrieval,
+        "answer_contains_gold": contained_rate,
+        "held_out": held,
+        "all_out_of_fold": {
+            **outcomes(rows, p_all, threshold, use_vetoes),
+            **reliability(y, p_all),
+        },
+        "median_ms": float(np.median([r["ms"] for r in rows])),
+    }
+    args.out.write_text(json.dumps(model, indent=2) + "\n", encoding="utf-8")
+    log.info(
+        "wrote %s\n%s", args.out, json.dumps({"held_out": held, "threshold": threshold}, indent=2)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Step 6: the calibrated probability that the answer is right, and whether to abstain.
+
+The probability is a logistic regression over evidence features, fitted by
+``evals/calibrate.py`` on SQuAD 2.0 (label: the question is answerable and the extractive
+answer contains a gold answer) and committed as ``abstain_model.json``. Two checks veto an
+answer whatever the probability, because no amount of topical similarity fixes them:
+
+* the question asks for a type of span (a year, a number, a name, a place) that the answer
+  sentence does not contain ("no_answer_type");
+* the question qualifies a noun with a name ("Iranian officers") and the answer sentence
+  mentions that noun only with other qualifiers ("entity_conflict").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from service import text as tx
+from service.evidence import Evidence, Sentence, covered, name_keys
+
+MODEL_PATH = Path(__file__).with_name("abstain_model.json")
+
+FEATURES: tuple[str, ...] = (
+    "sim_best",
+    "sim_max",
+    "score_best",
+    "score_gap",
+    "cov_best",
+    "cov_context",
+    "cov_passage",
+    "type_required",
+    "type_missing",
+    "conflicts",
+    "names_missing",
+    "dense_top",
+    "keyword_top",
+    "agreement",
+    "rank_best",
+    "n_terms",
+    "support",
+)
+
+
+_CLAUSE = re.compile(r"[,;:.()“”\"!?—–]")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    confidence: float
+    abstain: bool
+    reason: str | None
+
+
+def conflicts(q: tx.QuestionInfo, sentence: str) -> int:
+    """Question nouns qualified by a name that the sentence mentions only without that name."""
+    count = 0
+    toks = tx.words(sentence)
+    for mod in q.modified:
+        head = tx.stem(mod.head)
+        places = [(s, e) for w, s, e in toks if tx.stem(w) == head]
+        if not places:
+            continue
+        ok = False
+        for at, end in places:
+            # The qualifier must sit in the same clause: at most three words before the noun,
+            # or in an "of" phrase right after it ("the regime of President Assad").
+            before = _CLAUSE.split(sentence[:at])[-1]
+            window = [w for w, _, _ in tx.words(before)][-3:]
+            after = _CLAUSE.split(sentence[end:])[0]
+            of = re.match(r"\s+(?:of|from|in)\s+(.*)", after)
+            if of:
+                window += [w for w, _, _ in tx.words(of.group(1))][:4]
+            if all(any(tx.entity_match(m, w) for w in window) for m in mod.modifiers):
+                ok = True
+                break
+        count += 0 if ok else 1
+    return count
+
+
+def _before(ev: Evidence, s: Sentence) -> list[Sentence]:
+    """The sentence and the one before it: the evidence its coverage was credited with."""
+    return [x for x in ev.by_passage.get(s.passage, []) if x.index in (s.index - 1, s.index)]
+
+
+def features(ev: Evidence, chosen: Sentence | None, support: float) -> dict[str, float]:
+    """The abstention features of an evidence set and the sentence the answer rests on."""
+    q = ev.question
+    f = dict.fromkeys(FEATURES, 0.0)
+    f["n_terms"] = math.log1p(len(q.terms))
+    f["type_required"] = 1.0 if q.type_required else 0.0
+    f["support"] = support
+    if chosen is None or not ev.sentences:
+        f["type_missing"] = f["type_required"]
+        f["names_missing"] = 1.0 if q.entities else 0.0
+        return f
+    f["sim_best"] = chosen.sim
+    f["sim_max"] = max(s.sim for s in ev.sentences)
+    f["score_best"] = chosen.score
+    others = [s.score for s in ev.sentences if s is not chosen and s.text != chosen.text]
+    f["score_gap"] = chosen.score - (others[0] if others else 0.0)
+    f["cov_best"] = chosen.coverage
+    context = [chosen, *ev.neighbours(chosen)]
+    stems = frozenset().union(*(frozenset(tx.content_stems(s.text)) for s in context))
+    names = [n for s in context for n in name_keys(s.text)]
+    f["cov_context"] = covered(q, stems, names, ev.weights or None)
+    f["cov_passage"] = ev.passage_coverage[chosen.passage]
+    f["type_missing"] = 1.0 if q.type_required and not chosen.type_spans else 0.0
+    f["conflicts"] = float(min(2, sum(conflicts(q, s.text) for s in _before(ev, chosen))))
+    passage_text = ev.passages[chosen.passage].text
+    passage_words = [w for w, _, _ in tx.words(passage_text) if w[:1].isupper()]
+    if q.entities:
+        missing = sum(
+            1 for e in q.entities if not any(tx.entity_match(e, w) for w in passage_words)
+        )
+        f["names_missing"] = missing / len(q.entities)
+    dense = [h.dense_score for h in ev.hits if h.dense_score is not None]
+    kw = [h.keyword_score for h in ev.hits if h.keyword_score is not None]
+    f["dense_top"] = max(dense) if dense else 0.0
+    f["keyword_top"] = math.log1p(max(kw)) if kw else 0.0
+    hit = ev.hits[chosen.passage] if chosen.passage < len(ev.hits) else None
+    if hit is not None:
+        f["agreement"] = float(
+            hit.dense_rank is not None
+            and hit.keyword_rank is not None
+            and hit.dense_rank <= 2
+            and hit.keyword_rank <= 2
+        )
+    f["rank_best"] = math.log1p(chosen.passage)
+    return f
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    names: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    threshold: float
+    vetoes: bool
+
+    def probability(self, f: dict[str, float]) -> float:
+        z = self.intercept
+        for name, mu, sd, w in zip(self.names, self.mean, self.scale, self.coef, strict=True):
+            z += w * (f.get(name, 0.0) - mu) / (sd or 1.0)
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+    @classmethod
+    def from_json(cls, data: dict) -> Model:  # type: ignore[type-arg]
+        return cls(
+            names=tuple(data["features"]),
+            mean=tuple(data["mean"]),
+            scale=tuple(data["scale"]),
+            coef=tuple(data["coef"]),
+            intercept=float(data["intercept"]),
+            threshold=float(data["threshold"]),
+            vetoes=bool(data.get("vetoes", True)),
+        )
+
+
+@lru_cache(maxsize=4)
+def load_model(path: Path = MODEL_PATH) -> Model:
+    return Model.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def decide(f: dict[str, float], model: Model, threshold: float | None = None) -> Decision:
+    """Probability of a correct answer and the abstention verdict (``threshold`` overrides the model's)."""
+    p = model.probability(f)
+    if model.vetoes and f["type_missing"] > 0:
+        return Decision(p, True, "no_answer_type")
+    if model.vetoes and f["conflicts"] > 0:
+        return Decision(p, True, "entity_conflict")
+    t = model.threshold if threshold is None else threshold
+    if p < t:
+        return Decision(p, True, "low_confidence")
+    return Decision(p, False, None)

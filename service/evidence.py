@@ -1,0 +1,293 @@
+"""Step 3: cut retrieved passages into sentences and score each one against the question.
+
+A sentence's score mixes embedding similarity to the question, coverage of the question's
+key terms, whether it holds a span of the type the question asks for, and its passage's
+retrieval rank. Sentence splits and embeddings are cached per chunk, so a corpus is split
+and embedded once per process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from index.types import Hit
+from service import text as tx
+from service.result import Passage
+
+# Weights of the sentence score; cosine and coverage carry it, type and rank break ties.
+W_SIM, W_COVERAGE, W_TYPE, W_RANK = 0.45, 0.35, 0.12, 0.08
+W_CONTEXT = 0.35  # share of coverage credited to the preceding sentence
+
+
+class Embedder(Protocol):
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSentences:
+    """Sentences of one passage: offsets relative to the passage text, stems, name keys, vectors."""
+
+    spans: tuple[tuple[int, int], ...]
+    stems: tuple[frozenset[str], ...]
+    names: tuple[tuple[str, ...], ...]
+    vectors: np.ndarray  # (n, dim), L2-normalised
+
+
+@dataclass(slots=True)
+class Sentence:
+    passage: int  # index into Evidence.passages
+    index: int  # position within the passage
+    start: int  # offset in the source document
+    end: int
+    text: str
+    sim: float
+    coverage: float
+    type_spans: list[
+        tuple[int, int]
+    ]  # answer-type candidates (offsets in ``text``), minus the question's own
+    retrieval: float
+    score: float = 0.0
+
+
+@dataclass(slots=True)
+class Evidence:
+    question: tx.QuestionInfo
+    passages: list[Passage]
+    hits: list[Hit]
+    sentences: list[Sentence]  # best first
+    passage_coverage: list[float]
+    qvec: np.ndarray
+    weights: list[float] = field(default_factory=list)  # question-term weights in this pool
+    by_passage: dict[int, list[Sentence]] = field(default_factory=dict)
+
+    def best(self) -> Sentence | None:
+        return self.sentences[0] if self.sentences else None
+
+    def neighbours(self, s: Sentence) -> list[Sentence]:
+        return [x for x in self.by_passage.get(s.passage, []) if abs(x.index - s.index) == 1]
+
+
+def passage_of(hit: Hit) -> Passage:
+    c = hit.chunk
+    return Passage(
+        source=c.source,
+        title=c.title,
+        chunk_id=c.id,
+        start=c.start,
+        end=c.end,
+        text=c.text,
+        score=float(hit.score),
+        page=c.page,
+    )
+
+
+class SentenceStore:
+    """Process-wide cache of passage sentences and their embeddings, keyed by chunk id and text."""
+
+    def __init__(self, embedder: Embedder, max_chunks: int = 100_000) -> None:
+        self.embedder = embedder
+        self._cache: OrderedDict[str, ChunkSentences] = OrderedDict()
+        self._max = max_chunks
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(chunk_id: str, text: str) -> str:
+        # The text hash guards against a chunk id reused for edited content.
+        return chunk_id + ":" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+    def get_many(self, passages: Sequence[Passage]) -> list[ChunkSentences]:
+        keys = [self._key(p.chunk_id, p.text) for p in passages]
+        with self._lock:
+            found = {k: self._cache[k] for k in keys if k in self._cache}
+        missing = [(k, p) for k, p in zip(keys, passages, strict=True) if k not in found]
+        if missing:
+            fresh = self._build([p.text for _, p in dict(missing).items()])
+            with self._lock:
+                for (k, _), cs in zip(dict(missing).items(), fresh, strict=True):
+                    self._cache[k] = cs
+                    found[k] = cs
+                while len(self._cache) > self._max:
+                    self._cache.popitem(last=False)
+        return [found[k] for k in keys]
+
+    def _build(self, texts: list[str]) -> list[ChunkSentences]:
+        all_spans = [tx.sentence_spans(t) for t in texts]
+        flat = [t[s:e] for t, spans in zip(texts, all_spans, strict=True) for s, e in spans]
+        vecs = self.embedder.encode(flat) if flat else np.zeros((0, 1), dtype=np.float32)
+        vecs = np.asarray(vecs, dtype=np.float32)
+        out, i = [], 0
+        for t, spans in zip(texts, all_spans, strict=True):
+            sents = [t[s:e] for s, e in spans]
+            out.append(
+                ChunkSentences(
+                    spans=tuple(spans),
+                    stems=tuple(frozenset(tx.content_stems(s)) for s in sents),
+                    names=tuple(name_keys(s) for s in sents),
+                    vectors=vecs[i : i + len(spans)],
+                )
+            )
+            i += len(spans)
+        return out
+
+
+def name_keys(sentence: str) -> tuple[str, ...]:
+    return tuple(
+        dict.fromkeys(tx.entity_key(w) for w, _, _ in tx.words(sentence) if w[:1].isupper())
+    )
+
+
+def matches(q: tx.QuestionInfo, stems: frozenset[str], names: Sequence[str]) -> list[bool]:
+    """Which of the question's key terms a sentence contains (names match Iran~Iranian)."""
+    return [
+        term in stems or (term in q.name_terms and any(tx.entity_match(term, n) for n in names))
+        for term in q.terms
+    ]
+
+
+def covered(
+    q: tx.QuestionInfo,
+    stems: frozenset[str],
+    names: Sequence[str],
+    weights: Sequence[float] | None = None,
+) -> float:
+    """Weighted share of the question's key terms found in a sentence."""
+    if not q.terms:
+        return 0.0
+    w = q.weights if weights is None else weights
+    total = sum(w)
+    return sum(x for x, m in zip(w, matches(q, stems, names), strict=True) if m) / total
+
+
+def pool_weights(q: tx.QuestionInfo, found: Sequence[Sequence[bool]]) -> list[float]:
+    """Question-term weights sharpened by rarity among the retrieved sentences (a local IDF):
+    the topic words every passage shares say less than the one word only the answer has."""
+    n = len(found)
+    out = []
+    for i, base in enumerate(q.weights):
+        df = sum(1 for row in found if row[i])
+        out.append(base * math.log((n + 1) / (df + 0.5)))
+    return out
+
+
+class EvidenceScorer:
+    """Scores the sentences of retrieved passages against a question."""
+
+    def __init__(self, embedder: Embedder, store: SentenceStore | None = None) -> None:
+        self.embedder = embedder
+        self.store = store or SentenceStore(embedder)
+
+    def encode_question(self, question: str) -> np.ndarray:
+        return np.asarray(self.embedder.encode([question]), dtype=np.float32)[0]
+
+    def score(self, question: str, hits: Sequence[Hit], qvec: np.ndarray | None = None) -> Evidence:
+        q = tx.analyse(question)
+        qv = self.encode_question(question) if qvec is None else qvec
+        passages = [passage_of(h) for h in hits]
+        chunks = self.store.get_many(passages)
+        q_lower = question.lower()
+        sentences: list[Sentence] = []
+        by_passage: dict[int, list[Sentence]] = {}
+        found = [[matches(q, st, nm) for st, nm in zip(cs.stems, cs.names, strict=True)] for cs in chunks]
+        weights = pool_weights(q, [row for rows in found for row in rows])
+        total = sum(weights) or 1.0
+
+        def cov_of(rows: Sequence[Sequence[bool]]) -> float:
+            return sum(w for i, w in enumerate(weights) if any(r[i] for r in rows)) / total
+
+        passage_cov: list[float] = []
+        for pi, (p, cs) in enumerate(zip(passages, chunks, strict=True)):
+            sims = cs.vectors @ qv if len(cs.spans) else np.zeros(0)
+            rank_score = 1.0 / (1.0 + pi) ** 0.5
+            passage_cov.append(cov_of(found[pi]) if found[pi] else 0.0)
+            row: list[Sentence] = []
+            for si, (s, e) in enumerate(cs.spans):
+                text = p.text[s:e]
+                spans = _new_spans(text, q, q_lower)
+                cov = cov_of([found[pi][si]])
+                if si > 0:
+                    # The previous sentence often names what this one calls "they" or "it".
+                    ctx = cov_of(found[pi][si - 1 : si + 1])
+                    cov = (1 - W_CONTEXT) * cov + W_CONTEXT * ctx
+                type_ok = 1.0 if spans else 0.0
+                sim = float(sims[si])
+                sent = Sentence(
+                    passage=pi,
+                    index=si,
+                    start=p.start + s,
+                    end=p.start + e,
+                    text=text,
+                    sim=sim,
+                    coverage=cov,
+                    type_spans=spans,
+                    retrieval=rank_score,
+                    score=W_SIM * sim + W_COVERAGE * cov + W_TYPE * type_ok + W_RANK * rank_score,
+                )
+                row.append(sent)
+            by_passage[pi] = row
+            sentences.extend(row)
+        sentences.sort(key=lambda x: x.score, reverse=True)
+        return Evidence(
+            question=q,
+            passages=passages,
+            hits=list(hits),
+            sentences=sentences,
+            passage_coverage=passage_cov,
+            qvec=qv,
+            weights=weights,
+            by_passage=by_passage,
+        )
+
+
+def _new_spans(sentence: str, q: tx.QuestionInfo, q_lower: str) -> list[tuple[int, int]]:
+    """Answer-type candidates in ``sentence`` that the question does not already mention."""
+    if q.answer_type == "other":
+        return []
+    out = []
+    q_stems = set(q.terms)
+    for s, e in tx.candidate_spans(sentence, q.answer_type):
+        span = sentence[s:e]
+        stems = tx.content_stems(span)
+        if span.lower() in q_lower or (stems and all(st in q_stems for st in stems)):
+            continue
+        out.append((s, e))
+    return out
+
+
+class QueryCache:
+    """Wraps an embedder so the question, embedded by retrieval, is not embedded again here.
+
+    Only single-text calls are cached (questions); everything else passes through.
+    """
+
+    def __init__(self, embedder: Embedder, size: int = 256) -> None:
+        self._inner = embedder
+        self._size = size
+        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._memo_lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if len(texts) != 1:
+            return self._inner.encode(texts)
+        key = texts[0]
+        with self._memo_lock:
+            hit = self._memo.get(key)
+            if hit is not None:
+                self._memo.move_to_end(key)
+                return hit[None, :].copy()
+        vec = np.asarray(self._inner.encode(texts), dtype=np.float32)
+        with self._memo_lock:
+            self._memo[key] = vec[0]
+            while len(self._memo) > self._size:
+                self._memo.popitem(last=False)
+        return vec

@@ -1,0 +1,98 @@
+"""Step 4, model-free: answer with the best-supported sentences, quoted verbatim with ``[n]``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from service import text as tx
+from service.evidence import Evidence, EvidenceScorer, Sentence
+from service.result import Passage
+
+# A second sentence joins the answer only when it scores almost as well as the first.
+SECOND_SENTENCE_MARGIN = 0.04
+LIST_MARGIN = 0.12
+MAX_LIST_SENTENCES = 4
+
+
+@dataclass(slots=True)
+class Draft:
+    text: str
+    sentences: list[Sentence]
+    short_answer: str | None
+
+
+def choose(ev: Evidence) -> list[Sentence]:
+    """The sentences the answer quotes, in score order."""
+    if not ev.sentences:
+        return []
+    best = ev.sentences[0]
+    chosen = [best]
+    limit = MAX_LIST_SENTENCES if ev.question.wants_list else 2
+    margin = LIST_MARGIN if ev.question.wants_list else SECOND_SENTENCE_MARGIN
+    seen = {best.text.strip().lower()}
+    for s in ev.sentences[1:]:
+        if len(chosen) >= limit or s.score < best.score - margin:
+            break
+        key = s.text.strip().lower()
+        if key in seen:  # the same sentence in an overlapping chunk
+            continue
+        seen.add(key)
+        chosen.append(s)
+    return chosen
+
+
+def short_answer(ev: Evidence, chosen: Sequence[Sentence]) -> str | None:
+    """The answering span (name, number, date, place) nearest the question's terms, if one is asked for."""
+    if ev.question.answer_type == "other":
+        return None
+    terms = set(ev.question.terms)
+    for s in chosen:
+        if not s.type_spans:
+            continue
+        anchors = [
+            (a + b) / 2
+            for w, a, b in tx.words(s.text)
+            if tx.stem(w) in terms or any(tx.entity_match(w, e) for e in ev.question.entities)
+        ]
+        if not anchors:
+            return s.text[s.type_spans[0][0] : s.type_spans[0][1]]
+        best = min(s.type_spans, key=lambda sp: min(abs((sp[0] + sp[1]) / 2 - a) for a in anchors))
+        return s.text[best[0] : best[1]]
+    return None
+
+
+def compose(ev: Evidence) -> Draft:
+    """The extractive draft: chosen sentences in document order, each followed by its ``[n]``."""
+    chosen = choose(ev)
+    ordered = sorted(chosen, key=lambda s: (s.passage, s.start))
+    text = " ".join(f"{s.text} [{s.passage + 1}]" for s in ordered)
+    return Draft(text=text, sentences=chosen, short_answer=short_answer(ev, chosen))
+
+
+class ExtractiveDrafter:
+    """The default :class:`~service.protocols.Drafter`: needs no LLM, only the embedding model."""
+
+    def __init__(self, scorer: EvidenceScorer) -> None:
+        self.scorer = scorer
+
+    def draft(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
+        from index.types import Chunk, Hit
+
+        hits = [
+            Hit(
+                chunk=Chunk(
+                    id=p.chunk_id,
+                    text=p.text,
+                    source=p.source,
+                    title=p.title,
+                    start=p.start,
+                    end=p.end,
+                    doc_hash="",
+                    page=p.page,
+                ),
+                score=p.score,
+            )
+            for p in passages
+        ]
+        yield compose(self.scorer.score(question, hits)).text

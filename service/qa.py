@@ -1,0 +1,309 @@
+"""The answering pipeline: condense, retrieve, select evidence, answer, verify, abstain.
+
+Each stage is a LangChain runnable over one mutable state; ``QA.chain`` composes them, and
+``QA.stream`` runs the same stages around a streamed draft. The CLI, the API, the UI and the
+evals all call :class:`QA`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.runnables import Runnable, RunnableLambda
+
+from index.errors import ConfigError, ModelUnavailable
+from service import abstain as ab
+from service.condense import HeuristicCondenser
+from service.evidence import Evidence, EvidenceScorer, QueryCache, Sentence
+from service.extractive import ExtractiveDrafter, compose
+from service.protocols import Condenser, Drafter
+from service.result import ABSTAIN_ANSWER, Answer, Mode, Passage, StreamEvent, Turn
+from service.verify import Verified, unverified, verify
+
+if TYPE_CHECKING:
+    from index import Index
+    from service.settings import Settings
+
+RELATED_PASSAGES = 3
+
+
+@dataclass(slots=True)
+class State:
+    """What flows through the stages of one question."""
+
+    question: str
+    history: list[Turn]
+    mode: Mode
+    top_k: int
+    standalone: str = ""
+    hits: list[Any] = field(default_factory=list)
+    evidence: Evidence | None = None
+    context: list[Passage] = field(default_factory=list)  # what [n] in the draft refers to
+    draft: str = ""
+    short_answer: str | None = None
+    anchor: Sentence | None = None  # the evidence sentence the answer rests on
+    verified: Verified | None = None
+    features: dict[str, float] = field(default_factory=dict)
+    result: Answer | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+
+def _timed(name: str, fn: Callable[[State], State]) -> RunnableLambda[State, State]:
+    def run(state: State) -> State:
+        t0 = time.perf_counter()
+        out = fn(state)
+        out.timings[name] = round((time.perf_counter() - t0) * 1000, 2)
+        return out
+
+    return RunnableLambda(run, name=name)
+
+
+class QA:
+    """Grounded question answering over an :class:`~index.Index`."""
+
+    def __init__(self, settings: Settings, index: Index | None = None) -> None:
+        self.settings = settings
+        self._index = index
+        self._scorer: EvidenceScorer | None = None
+        self._condenser: Condenser | None = None
+        self._drafters: dict[str, Drafter] = {}
+        self._model: ab.Model | None = None
+
+    # Components, built on first use --------------------------------------------------------
+
+    @property
+    def index(self) -> Index:
+        if self._index is None:
+            from index import Index
+            from index.embedding import get_embedder
+
+            self._index = Index(self.settings, embedder=QueryCache(get_embedder(self.settings)))  # type: ignore[arg-type]
+        return self._index
+
+    @property
+    def scorer(self) -> EvidenceScorer:
+        if self._scorer is None:
+            self._scorer = EvidenceScorer(self.index.embedder)
+        return self._scorer
+
+    @property
+    def model(self) -> ab.Model:
+        if self._model is None:
+            self._model = ab.load_model()
+        return self._model
+
+    def condenser(self) -> Condenser:
+        if self._condenser is None:
+            if self.settings.llm_base_url:
+                from service.llm import LLMCondenser
+
+                self._condenser = LLMCondenser(self.settings)
+            else:
+                self._condenser = HeuristicCondenser()
+        return self._condenser
+
+    def drafter(self, mode: Mode) -> Drafter:
+        if mode not in self._drafters:
+            match mode:
+                case "extractive":
+                    self._drafters[mode] = ExtractiveDrafter(self.scorer)
+                case "generative":
+                    if not self.settings.llm_base_url:
+                        raise ConfigError("mode 'generative' needs GROUNDQA_LLM_BASE_URL")
+                    try:
+                        from service.llm import GenerativeDrafter
+                    except ImportError as exc:
+                        raise ModelUnavailable(
+                            "generative mode needs langchain-openai: pip install 'langchain-openai>=1,<2'"
+                        ) from exc
+                    self._drafters[mode] = GenerativeDrafter(self.settings)
+                case _:
+                    raise ConfigError(f"unknown mode {mode!r}: use 'extractive' or 'generative'")
+        return self._drafters[mode]
+
+    def warmup(self) -> None:
+        """Load the embedding model and the abstention model so the first request is fast."""
+        self.index.embedder.encode(["warm up"])
+        _ = self.model
+        try:
+            self.ask("What is this about?")
+        except Exception:  # an empty index still warms the model
+            pass
+
+    # Stages --------------------------------------------------------------------------------
+
+    def _condense(self, s: State) -> State:
+        s.standalone = self.condenser().condense(s.question, s.history) if s.history else s.question
+        return s
+
+    def _retrieve(self, s: State) -> State:
+        s.hits = self.index.search(s.standalone, k=max(self.settings.retrieve_k, s.top_k))
+        return s
+
+    def _select(self, s: State) -> State:
+        s.evidence = self.scorer.score(s.standalone, s.hits)
+        s.context = _context(s.evidence, s.top_k) if s.mode == "generative" else s.evidence.passages
+        return s
+
+    def _answer(self, s: State) -> State:
+        assert s.evidence is not None
+        if s.mode == "extractive":
+            d = compose(s.evidence)
+            s.draft, s.short_answer = d.text, d.short_answer
+            s.anchor = d.sentences[0] if d.sentences else None
+        else:
+            s.draft = "".join(self.drafter(s.mode).draft(s.standalone, s.context))
+        return s
+
+    def _verify(self, s: State) -> State:
+        if not self.settings.verify:
+            s.verified = unverified(s.draft, s.context)
+        else:
+            s.verified = verify(
+                s.draft, s.context, self.scorer.store, min_support=self.settings.min_support
+            )
+        return s
+
+    def _abstain(self, s: State) -> State:
+        assert s.evidence is not None and s.verified is not None
+        ev, v = s.evidence, s.verified
+        anchor = s.anchor if s.mode == "extractive" else _anchor(ev, v)
+        f = s.features = ab.features(ev, anchor, v.support)
+        decision = ab.decide(f, self.model, self.settings.abstain_threshold)
+        abstain, reason = decision.abstain, decision.reason
+        if not self.settings.abstain:
+            abstain, reason = False, None
+        if not v.text.strip():
+            abstain = True
+            reason = (
+                "no_evidence"
+                if not ev.sentences
+                else ("model_abstained" if _model_abstained(s.draft) else "unsupported")
+            )
+        if s.mode == "generative" and _model_abstained(s.draft):
+            abstain, reason = True, "model_abstained"
+        s.timings["total"] = round((time.perf_counter() - s.started) * 1000, 2)
+        short = s.short_answer if s.short_answer and s.short_answer in v.text else None
+        s.result = Answer(
+            question=s.question,
+            standalone_question=s.standalone,
+            answer=ABSTAIN_ANSWER if abstain else v.text,
+            short_answer=None if abstain else short,
+            abstained=abstain,
+            reason=reason,
+            confidence=round(decision.confidence, 4),
+            mode=s.mode,
+            citations=[] if abstain else v.citations,
+            related=_context(ev, RELATED_PASSAGES) if abstain else [],
+            sentences=v.checks,
+            timings=s.timings,
+        )
+        return s
+
+    # Composition ---------------------------------------------------------------------------
+
+    def _head(self) -> Runnable[State, State]:
+        return (
+            _timed("condense", self._condense)
+            | _timed("retrieve", self._retrieve)
+            | _timed("evidence", self._select)
+        )
+
+    def _tail(self) -> Runnable[State, State]:
+        return _timed("verify", self._verify) | _timed("abstain", self._abstain)
+
+    @property
+    def chain(self) -> Runnable[State, State]:
+        """The whole pipeline as one runnable, ``State -> State``."""
+        return self._head() | _timed("answer", self._answer) | self._tail()
+
+    def _state(
+        self,
+        question: str,
+        history: Sequence[Turn | dict[str, str]],
+        mode: Mode | None,
+        top_k: int | None,
+    ) -> State:
+        question = (question or "").strip()
+        if not question:
+            raise ConfigError("the question is empty")
+        if len(question) > self.settings.max_question_chars:
+            raise ConfigError(
+                f"the question is longer than {self.settings.max_question_chars} characters"
+            )
+        turns = [t if isinstance(t, Turn) else Turn.model_validate(t) for t in history]
+        keep = self.settings.max_history_turns
+        turns = turns[-keep:] if keep else []
+        k = top_k or self.settings.top_k
+        if not 1 <= k <= 50:
+            raise ConfigError("top_k must be between 1 and 50")
+        return State(question=question, history=turns, mode=mode or self.settings.mode, top_k=k)
+
+    def ask(
+        self,
+        question: str,
+        history: Sequence[Turn | dict[str, str]] = (),
+        *,
+        mode: Mode | None = None,
+        top_k: int | None = None,
+    ) -> Answer:
+        """Answer ``question`` from the corpus, or abstain."""
+        state = self.chain.invoke(self._state(question, history, mode, top_k))
+        assert state.result is not None
+        return state.result
+
+    def stream(
+        self,
+        question: str,
+        history: Sequence[Turn | dict[str, str]] = (),
+        *,
+        mode: Mode | None = None,
+        top_k: int | None = None,
+    ) -> Iterator[StreamEvent]:
+        """Text deltas of the draft (generative) or of the answer (extractive), then one final event."""
+        state = self._head().invoke(self._state(question, history, mode, top_k))
+        if state.mode == "generative":
+            t0 = time.perf_counter()
+            parts = []
+            for delta in self.drafter("generative").draft(state.standalone, state.context):
+                parts.append(delta)
+                yield StreamEvent(type="delta", delta=delta)
+            state.draft = "".join(parts)
+            state.timings["answer"] = round((time.perf_counter() - t0) * 1000, 2)
+        else:
+            state = _timed("answer", self._answer).invoke(state)
+        state = self._tail().invoke(state)
+        assert state.result is not None
+        if state.mode != "generative":
+            yield StreamEvent(type="delta", delta=state.result.answer)
+        yield StreamEvent(type="final", result=state.result)
+
+
+def _context(ev: Evidence, k: int) -> list[Passage]:
+    """The ``k`` passages whose best sentence scores highest."""
+    best: dict[int, float] = {}
+    for s in ev.sentences:
+        best.setdefault(s.passage, s.score)
+    order = sorted(range(len(ev.passages)), key=lambda i: -best.get(i, -1.0))
+    return [ev.passages[i] for i in order[:k]]
+
+
+def _anchor(ev: Evidence, v: Verified) -> Sentence | None:
+    """The evidence sentence closest to the kept answer (generative mode)."""
+    if not v.citations:
+        return ev.best()
+    c = v.citations[0]
+    inside = [
+        s
+        for s in ev.sentences
+        if s.start >= c.start and s.end <= c.end and ev.passages[s.passage].chunk_id == c.chunk_id
+    ]
+    return inside[0] if inside else ev.best()
+
+
+def _model_abstained(draft: str) -> bool:
+    return ABSTAIN_ANSWER.lower().rstrip(".") in draft.lower()

@@ -1,0 +1,111 @@
+"""The model-free heuristics, on sentences of the default corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service import text as tx
+from service.abstain import conflicts
+from service.condense import HeuristicCondenser, is_follow_up
+from service.result import Turn
+
+CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+
+
+def test_sentence_spans_slice_the_text_exactly() -> None:
+    for path in CORPUS.glob("*.txt"):
+        text = path.read_text(encoding="utf-8")
+        spans = tx.sentence_spans(text)
+        assert len(spans) > 20
+        for s, e in spans:
+            piece = text[s:e]
+            assert piece == piece.strip() and piece
+            assert "\n" not in piece  # lines never merge
+        assert spans == sorted(spans)
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("When was the ceasefire announced?", "date"),
+        ("In which year did the war start?", "year"),
+        ("How many officers were sent?", "number"),
+        ("How much aid did they give?", "number"),
+        ("Who said it?", "person"),
+        ("Which minister spoke?", "person"),
+        ("Where is the airbase?", "place"),
+        ("What city hosted the talks?", "place"),
+        ("Why did Iran balk?", "other"),
+    ],
+)
+def test_answer_type(question: str, kind: str) -> None:
+    assert tx.answer_type(question) == kind
+
+
+def test_candidate_spans_find_numbers_dates_and_names() -> None:
+    s = (
+        "Russia responded by sending four officers to access the violations of the truce, "
+        "but they were barred from the area by Iranian backed Hezbollah troops."
+    )
+    assert [s[a:b] for a, b in tx.candidate_spans(s, "number")] == ["four"]
+    assert tx.candidate_spans(s, "year") == []
+    d = "These problems began with Moscow’s announcement in August 2016 that its warplanes were launched."
+    assert [d[a:b] for a, b in tx.candidate_spans(d, "date")] == ["August 2016"]
+    n = "A week before the conference at Astana began, Iranian Foreign Minister Mohammad Javad Zarif said so."
+    assert "Iranian Foreign Minister Mohammad Javad Zarif" in [n[a:b] for a, b in tx.candidate_spans(n, "person")]
+
+
+def test_names_match_their_adjectives() -> None:
+    assert tx.entity_match("Iran", "Iranian")
+    assert tx.entity_match("Russian", "Russia")
+    assert tx.entity_match("Iranian", "Iranian-backed")
+    assert not tx.entity_match("Iran", "Iraq")
+    assert not tx.entity_match("Russian", "Iranian")
+
+
+def test_modifier_conflict_is_detected_and_agreement_is_not() -> None:
+    sentence = "Russia responded by sending four officers, but Iranian troops barred them."
+    asked_wrong = tx.analyse("How many Iranian officers were sent?")
+    asked_right = tx.analyse("How many Iranian troops barred them?")
+    assert conflicts(asked_wrong, sentence) == 1
+    assert conflicts(asked_right, sentence) == 0
+    of_phrase = "Iran pumped aid into the embattled regime of President Bashar al-Assad."
+    assert conflicts(tx.analyse("How much aid went to the Assad regime?"), of_phrase) == 0
+
+
+def test_split_citations_attaches_markers_to_their_sentence() -> None:
+    parts = tx.split_citations("Four officers were sent [1]. They were barred. [2] Iran balked [3][1].")
+    assert parts == [
+        ("Four officers were sent.", [1]),
+        ("They were barred.", [2]),
+        ("Iran balked.", [3, 1]),
+    ]
+
+
+def test_follow_ups_are_detected() -> None:
+    assert is_follow_up("Who said that?")
+    assert is_follow_up("And what did Russia want?")
+    assert is_follow_up("When did it happen?")
+    assert not is_follow_up("When was the ceasefire in Syria announced?")
+
+
+def test_condense_carries_names_and_terms_of_earlier_turns() -> None:
+    c = HeuristicCondenser()
+    history = [
+        Turn(role="user", content="What happened in Wadi Barada?"),
+        Turn(role="assistant", content="Assaults by Iranian troops have continued in Wadi Barada [1]."),
+    ]
+    assert "Wadi Barada" in c.condense("Who was barred from it?", history)
+    history = [
+        Turn(role="user", content="What did Iran want in Syria after the ceasefire?"),
+        Turn(role="assistant", content="Its goals in Syria had not yet been achieved [1]."),
+    ]
+    out = c.condense("And what did Russia want?", history)
+    assert "Russia" in out and "ceasefire" in out
+    assert "Iran" not in out.replace("Russia", "")  # the new subject replaces the old one
+    # a self-contained question passes through untouched
+    q = "When was the ceasefire in Syria announced?"
+    assert c.condense(q, history) == q
