@@ -347,11 +347,12 @@ def build(services: Services) -> gr.Blocks:
                         file_count="multiple",
                         file_types=sorted(SUFFIXES),
                         type="filepath",
+                        elem_id="gqa-files",
                     )
-                    add = gr.Button("Upload and ingest", size="sm")
+                    add = gr.Button("Upload and ingest", size="sm", elem_id="gqa-upload")
                     doc_pick = gr.Dropdown(label="Delete a document", choices=[], value=None)
                     remove = gr.Button("Delete", size="sm", variant="stop")
-                    status = gr.Markdown()
+                    status = gr.Markdown(elem_id="gqa-status")
 
         inputs = [box, chatbot, turns, mode, top_k]
         outputs = [chatbot, turns, box]

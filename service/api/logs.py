@@ -54,6 +54,10 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.captureWarnings(True)
+    # One line per Chroma call would drown the access log.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
@@ -72,7 +76,8 @@ def route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
     if isinstance(path, str):
-        return path or "/"
+        # Inside a mounted app (the UI), the route is the sub-app's: prefix the mount point.
+        return scope.get("root_path", "") + path or "/"
     return "unmatched"
 
 

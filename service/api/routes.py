@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Request, UploadFile
@@ -63,9 +63,10 @@ def ask(body: AskDep, qa: QADep, metrics: MetricsDep) -> Answer:
 
 
 def _first_and_rest(
-    events: Iterator[StreamEvent],
+    start: Callable[[], Iterator[StreamEvent]],
 ) -> tuple[StreamEvent | None, Iterator[StreamEvent]]:
     # Taken before the response starts, so a backend that is down still gets a real status.
+    events = start()
     return next(events, None), events
 
 
@@ -81,8 +82,10 @@ async def ask_stream(
     body: AskDep, qa: QADep, metrics: MetricsDep, request: Request
 ) -> EventSourceResponse:
     """Server-sent events: ``delta`` events ({"delta": text}), then one ``final`` (the Answer)."""
-    events = qa.stream(body.question, body.history, mode=body.mode, top_k=body.top_k)
-    first, rest = await run_in_threadpool(_first_and_rest, events)
+    first, rest = await run_in_threadpool(
+        _first_and_rest,
+        lambda: qa.stream(body.question, body.history, mode=body.mode, top_k=body.top_k),
+    )
     rid = request_id_of(request)
 
     def sse() -> Iterator[ServerSentEvent]:
@@ -134,8 +137,9 @@ async def chat_completions(
         metrics.observe_answer(answer, "openai")
         return chat.completion(answer, completion_id)
 
-    events = qa.stream(question, history, mode=body.mode, top_k=body.top_k)
-    first, rest = await run_in_threadpool(_first_and_rest, events)
+    first, rest = await run_in_threadpool(
+        _first_and_rest, lambda: qa.stream(question, history, mode=body.mode, top_k=body.top_k)
+    )
     created = int(time.time())
     rid = request_id_of(request)
 

@@ -273,7 +273,9 @@ def test_probes_and_metrics(client: httpx.Client) -> None:
         "/v1/ask", json={"question": "What is the boiling point of liquid nitrogen on Mars?"}
     )
     client.get("/v1/documents/unknown-id-for-metrics")
+    client.get("/ui/")
     text = client.get("/metrics").text
+    assert 'route="/ui/"' in text  # the UI's routes are labelled under its mount point
     assert 'groundqa_http_requests_total{method="POST",route="/v1/ask",status="200"}' in text
     assert 'route="/v1/documents/{doc_id}"' not in text or "unknown-id-for-metrics" not in text
     assert (

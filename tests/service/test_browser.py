@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import ROOT
@@ -93,3 +94,28 @@ def test_documents_panel_lists_the_corpus(page: Any) -> None:
     table.wait_for()
     page.wait_for_function("() => document.querySelector('#gqa-docs').innerText.includes('.txt')")
     assert "000_e8b04126fa046505.txt" in table.inner_text()
+
+
+def test_upload_through_the_ui(page: Any, live: LiveServer, tmp_path: Path) -> None:
+    doc = tmp_path / "ui-upload-heron.md"
+    doc.write_text("# Heron survey\n\nThe 2019 survey counted 412 grey herons at Lake Vessaro.\n")
+    page.set_input_files("#gqa-files input[type=file]", str(doc))
+    page.wait_for_function(
+        "() => document.querySelector('#gqa-files').innerText.includes('ui-upload-heron.md')"
+    )
+    page.click("#gqa-upload")
+    page.wait_for_function(
+        "() => document.querySelector('#gqa-status').innerText.includes('Ingested')"
+    )
+    assert "1 added" in page.locator("#gqa-status").inner_text()
+    page.wait_for_function(
+        "() => document.querySelector('#gqa-docs').innerText.includes('ui-upload-heron.md')"
+    )
+    try:
+        answer = ask(page, "How many grey herons were counted at Lake Vessaro?")
+        assert "412" in answer.locator(".gqa-text").inner_text()
+    finally:
+        with httpx.Client(base_url=live.url) as c:
+            docs = c.get("/v1/documents").json()["documents"]
+            doc_id = next(d["id"] for d in docs if d["source"] == "ui-upload-heron.md")
+            assert c.delete(f"/v1/documents/{doc_id}").status_code == 200

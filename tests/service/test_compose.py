@@ -7,6 +7,7 @@ remapped to loopback: `chroma:8000` -> a real `chroma run`, `/corpus` and `/data
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -132,7 +133,7 @@ def _run_env(service_env: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture
-def topology(tmp_path: Path, compose: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+def topology(tmp_path: Path, compose: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], Path]]:
     """chroma, then the one-shot ingest, then `groundqa serve` as compose's `api` runs them."""
     services = compose["services"]
     chroma = ChromaServer(tmp_path)
@@ -188,7 +189,7 @@ def topology(tmp_path: Path, compose: dict[str, Any]) -> Iterator[tuple[str, dic
             if time.monotonic() > deadline:
                 raise RuntimeError("groundqa serve was not ready within 300 s")
             time.sleep(0.5)
-        yield url, api
+        yield url, api, tmp_path / "api.log"
     finally:
         if proc is not None:
             proc.terminate()
@@ -200,8 +201,8 @@ def topology(tmp_path: Path, compose: dict[str, Any]) -> Iterator[tuple[str, dic
         chroma.stop()
 
 
-def test_compose_topology_without_docker(topology: tuple[str, dict[str, Any]]) -> None:
-    url, api = topology
+def test_compose_topology_without_docker(topology: tuple[str, dict[str, Any], Path]) -> None:
+    url, api, log = topology
     # The api service's healthcheck command, pointed at the local port, passes.
     test = api["healthcheck"]["test"]
     assert test[:2] == ["CMD", "python"]
@@ -216,6 +217,12 @@ def test_compose_topology_without_docker(topology: tuple[str, dict[str, Any]]) -
         assert "Wadi Barada" in answer["answer"] and answer["citations"]
         docs = c.get("/v1/documents").json()["documents"]
         assert {d["source"] for d in docs} == {p.name for p in CORPUS.iterdir() if p.is_file()}
-        r = c.get("/healthz")
-        assert r.status_code == 200 and r.headers["x-request-id"]
         assert c.get("/ui/").status_code == 200
+        rid = c.get("/healthz", headers={"X-Request-ID": "compose-check-1"}).headers["x-request-id"]
+        assert rid == "compose-check-1"
+
+    # Structured logs: every line on stderr is a JSON object; the access line carries the id.
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    access = [r for r in records if r.get("logger") == "groundqa.access"]
+    hit = next(r for r in access if r.get("request_id") == "compose-check-1")
+    assert hit["route"] == "/healthz" and hit["status"] == 200 and hit["method"] == "GET"
