@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from pydantic import SecretStr
 
 from index.errors import ModelUnavailable
 from service.result import ABSTAIN_ANSWER, Passage, Turn
@@ -88,22 +89,27 @@ def _chat_model(settings: Settings, max_tokens: int | None = None) -> Any:
         raise ModelUnavailable("no LLM endpoint configured; set GROUNDQA_LLM_BASE_URL")
     try:
         from langchain_openai import ChatOpenAI
+        from langchain_openai.chat_models.base import BaseChatOpenAI
     except ImportError as exc:
         raise ModelUnavailable(
             "the generative mode needs langchain-openai: pip install 'langchain-openai>=1,<2'"
         ) from exc
+    # ChatOpenAI sends the cap as `max_completion_tokens`, which OpenAI wants but llama.cpp,
+    # older vLLM and other compatible servers ignore (they generate until the context is full);
+    # the base class sends the `max_tokens` they all understand.
+    host = httpx.URL(settings.llm_base_url).host
+    cls = ChatOpenAI if host == "api.openai.com" else BaseChatOpenAI
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else _NO_KEY
-    return ChatOpenAI(
-        base_url=settings.llm_base_url,
-        api_key=key,  # type: ignore[arg-type]
-        model=settings.llm_model,
-        temperature=settings.llm_temperature,
-        timeout=settings.llm_timeout_s,
-        max_tokens=min(  # type: ignore[call-arg]
-            settings.llm_max_tokens, max_tokens or settings.llm_max_tokens
-        ),
-        max_retries=_MAX_RETRIES,
-    )
+    params: dict[str, Any] = {
+        "base_url": settings.llm_base_url,
+        "api_key": SecretStr(key),
+        "model": settings.llm_model,
+        "temperature": settings.llm_temperature,
+        "timeout": settings.llm_timeout_s,
+        "max_tokens": min(settings.llm_max_tokens, max_tokens or settings.llm_max_tokens),
+        "max_retries": _MAX_RETRIES,
+    }
+    return cls(**params)
 
 
 def _unavailable(exc: Exception, settings: Settings) -> ModelUnavailable:
@@ -130,37 +136,66 @@ def _endpoint_errors() -> tuple[type[Exception], ...]:
     return (openai.APIError, httpx.HTTPError)
 
 
+# Where a sentence (or a line) of the draft is complete: end punctuation, or a citation marker.
+_SENTENCE_END = re.compile(r"(?:[.!?][\"'”’)]*|\])\s+|\n")
+
+
+def _complete(text: str) -> int:
+    """Length of the prefix of ``text`` made of complete sentences."""
+    last = 0
+    for m in _SENTENCE_END.finditer(text):
+        last = m.end()
+    return last
+
+
 class GenerativeDrafter:
-    """Drafts a cited answer with an LLM; the verifier decides what of it survives."""
+    """Drafts a cited answer with an LLM; the verifier decides what of it survives.
+
+    Deltas are whole sentences: a draft cut off by the token cap ends mid-sentence, and that
+    fragment ("... an ally of President Bashar al-Ass") is dropped rather than verified.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._chain: Runnable[dict[str, Any], str] | None = None
+        self._chain: Runnable[dict[str, Any], Any] | None = None
 
-    def _runnable(self) -> Runnable[dict[str, Any], str]:
+    def _runnable(self) -> Runnable[dict[str, Any], Any]:
         if self._chain is None:
-            from langchain_core.output_parsers import StrOutputParser
             from langchain_core.prompts import ChatPromptTemplate
 
             prompt = ChatPromptTemplate.from_messages(
                 [("system", DRAFT_SYSTEM), ("human", "{question}")]
             ).partial(abstain=ABSTAIN_ANSWER)
-            self._chain = prompt | _chat_model(self._settings) | StrOutputParser()
+            # Message chunks rather than a StrOutputParser: the last chunk's finish_reason
+            # tells whether the draft was cut off.
+            self._chain = prompt | _chat_model(self._settings)
         return self._chain
 
     def draft(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
-        """Yield the draft's text deltas; raises ``ModelUnavailable`` if the endpoint fails."""
+        """Yield the draft sentence by sentence; ``ModelUnavailable`` if the endpoint fails."""
         if not passages:
             yield ABSTAIN_ANSWER
             return
         chain = self._runnable()
         context = format_passages(passages, self._settings.llm_context_chars)
+        pending = ""
+        finish: str | None = None
         try:
-            for delta in chain.stream({"question": question, "context": context}):
-                if delta:
-                    yield delta
+            for chunk in chain.stream({"question": question, "context": context}):
+                pending += chunk.text
+                finish = chunk.response_metadata.get("finish_reason") or finish
+                cut = _complete(pending)
+                if cut:
+                    yield pending[:cut]
+                    pending = pending[cut:]
         except _endpoint_errors() as exc:
             raise _unavailable(exc, self._settings) from exc
+        if finish == "length":
+            log.debug(
+                "draft hit the %d-token cap; dropped %r", self._settings.llm_max_tokens, pending
+            )
+        elif pending:
+            yield pending
 
 
 _PREFIX = re.compile(r"^\s*(standalone\s+question|question)\s*:\s*", re.IGNORECASE)
