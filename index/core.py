@@ -63,6 +63,11 @@ class Index:
     stamp_interval: float = 2.0
 
     def __init__(self, settings: IndexSettings, *, embedder: Embedder | None = None) -> None:
+        if settings.keyword_backend == "chroma":
+            raise ConfigError(
+                "keyword_backend 'chroma' needs Chroma's distributed service (native BM25 sparse "
+                "index); local and single-node Chroma have no sparse indexing: use 'bm25s'"
+            )
         self.settings = settings
         self._store = Store(settings)
         self._embedder = embedder

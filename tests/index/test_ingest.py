@@ -286,3 +286,57 @@ def test_single_file_ingest_adds_without_removing(
     report = idx.ingest(extra / "new.txt")
     assert report.added == ["sub/new.txt"] and not report.removed
     assert [s.source for s in idx.sources()] == ["a.txt", "sub/new.txt"]
+
+
+def test_empty_corpus_then_search_returns_nothing(
+    tmp_path: Path, make_settings: MakeSettings, embedder: Embedder
+) -> None:
+    root = tmp_path / "empty"
+    root.mkdir()
+    idx = Index(make_settings(root), embedder=embedder)
+    report = idx.ingest()
+    assert report.chunks_total == 0 and idx.count() == 0
+    assert idx.search("anything at all", 5) == []
+
+
+def test_searches_run_while_ingesting(
+    corpus: Path, make_settings: MakeSettings, embedder: Embedder
+) -> None:
+    import threading
+
+    idx = Index(make_settings(corpus), embedder=embedder)
+    idx.ingest()
+    idx.stamp_interval = 0.0
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def searcher() -> None:
+        while not stop.is_set():
+            try:
+                for h in idx.search("glacier report", 5):
+                    assert h.chunk.text
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=searcher) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(3):
+            (corpus / f"extra{i}.txt").write_text(f"Extra {i}\n\n" + sentences("glacier", 20 + i))
+            idx.ingest()
+        idx.remove_source("extra0.txt")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not errors, errors
+    assert {"extra1.txt", "extra2.txt"} <= {s.source for s in idx.sources()}
+
+
+def test_chroma_keyword_backend_is_refused_up_front(make_settings: MakeSettings) -> None:
+    from index.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="distributed"):
+        Index(make_settings(keyword_backend="chroma"))
