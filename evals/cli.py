@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, cast, get_args
@@ -121,7 +122,8 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         """Run the eval set against the configured corpus, print metrics, optionally gate."""
         settings = settings_of(ctx)
         chosen = _mode(mode)
-        console = Console()
+        # Piped output (CI logs, files) gets a width that fits the metrics table.
+        console = Console() if sys.stdout.isatty() else Console(width=200)
         err = Console(stderr=True)
         data_dir = settings.data_dir
         if squad is not None:
@@ -163,7 +165,7 @@ def _squad(
 ) -> None:
     from evals import benchmark
 
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=200)
     with _progress(err) as bar:
         task = bar.add_task("ingesting SQuAD paragraphs", total=None)
 

@@ -255,7 +255,7 @@ def git_commit(cwd: Path | None = None) -> str | None:
         if head.returncode != 0:
             return None
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain"],
             cwd=cwd,
             capture_output=True,
             text=True,
