@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from evals import metrics, squad
-from service.abstain import FEATURES, MODEL_PATH
+from service.abstain import FEATURES, MODEL_PATH, _before
 
 log = logging.getLogger("calibrate")
 
@@ -42,14 +43,14 @@ DEFAULT_SQUAD = (
     Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "squad2" / "dev-split.json"
 )
 MIN_ANSWER_RATE = 0.75
-FEATURE_VERSION = 4  # bump when features or the pipeline change, to invalidate the cache
+FEATURE_VERSION = 5  # bump when features or the pipeline change, to invalidate the cache
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def collect(squad_path: Path, work: Path) -> list[dict[str, Any]]:
+def collect(squad_path: Path, work: Path, cached_only: bool = False) -> list[dict[str, Any]]:
     """Run every SQuAD question through the pipeline (abstention off); cached in ``work``."""
     from service.qa import QA
     from service.settings import Settings
@@ -63,9 +64,11 @@ def collect(squad_path: Path, work: Path) -> list[dict[str, Any]]:
             if row.get("data_hash") == data_hash:
                 rows[row["id"]] = row
     paragraphs, questions = squad.load(squad_path)
-    todo = [q for q in questions if q.id not in rows]
-    if not todo:
-        return [rows[q.id] for q in questions]
+    # A fixed shuffle, so the cache is a fair sample of every article while it fills up.
+    order = np.random.default_rng(0).permutation(len(questions))
+    todo = [questions[i] for i in order if questions[i].id not in rows]
+    if not todo or cached_only:
+        return [rows[q.id] for q in questions if q.id in rows]
 
     corpus = squad.materialize(paragraphs, work / "corpus")
     settings = Settings(
@@ -91,6 +94,11 @@ def collect(squad_path: Path, work: Path) -> list[dict[str, Any]]:
                 "answer": text,
                 "short_answer": ans.short_answer,
                 "features": state.features,
+                "question": q.question,
+                # the texts the text-only features read, so a refit can recompute them
+                "anchor": [s.text for s in _before(state.evidence, state.anchor)]
+                if state.anchor
+                else [],
                 "gold_rank": metrics.first_gold_rank(sources, [q.source]),
                 "contained": bool(q.answers)
                 and bool(text)
@@ -105,6 +113,17 @@ def collect(squad_path: Path, work: Path) -> list[dict[str, Any]]:
                 rate = i / (time.perf_counter() - started)
                 log.info("%d/%d questions (%.1f/s)", i, len(todo), rate)
     return [rows[q.id] for q in questions]
+
+
+def _refresh_text_features(rows: list[dict[str, Any]]) -> None:
+    """Recompute the features that read only text, so changing them needs no pipeline run."""
+    from service import text as tx
+    from service.abstain import conflicts
+
+    for r in rows:
+        if r.get("anchor"):
+            q = tx.analyse(r["question"])
+            r["features"]["conflicts"] = float(min(2, sum(conflicts(q, t) for t in r["anchor"])))
 
 
 def _prewarm(qa: Any) -> None:
@@ -126,7 +145,9 @@ def _prewarm(qa: Any) -> None:
     started = time.perf_counter()
     for i in range(0, len(passages), 256):
         qa.scorer.store.get_many(passages[i : i + 256])
-    log.info("embedded the sentences of %d chunks in %.0fs", len(passages), time.perf_counter() - started)
+    log.info(
+        "embedded the sentences of %d chunks in %.0fs", len(passages), time.perf_counter() - started
+    )
 
 
 def matrix(rows: Sequence[dict[str, Any]]) -> np.ndarray:
@@ -163,6 +184,7 @@ def out_of_fold(rows: Sequence[dict[str, Any]], folds: int = 5) -> np.ndarray:
 
     x, y = matrix(rows), labels(rows)
     groups = np.array([r["article"] for r in rows])
+    folds = min(folds, len(set(groups)))
     p = np.zeros(len(rows))
     for train, test in GroupKFold(n_splits=folds).split(x, y, groups):
         p[test] = fit(x[train], y[train]).predict_proba(x[test])[:, 1]
@@ -228,7 +250,7 @@ def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, float
 
     edges = np.linspace(0, 1, bins + 1)
     ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         m = (p >= lo) & (p < hi) if hi < 1 else (p >= lo)
         if m.any():
             ece += m.mean() * abs(p[m].mean() - y[m].mean())
@@ -244,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--squad", type=Path, default=DEFAULT_SQUAD)
     ap.add_argument("--work", type=Path, default=Path("data/calibration"))
-    ap.add_argument("--refit", action="store_true", help="use the cached features only")
+    ap.add_argument(
+        "--refit", action="store_true", help="fit on the cached features only (no pipeline runs)"
+    )
     ap.add_argument("--out", type=Path, default=MODEL_PATH)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -255,8 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     ):
         os.environ.setdefault(var, value)
     args.work.mkdir(parents=True, exist_ok=True)
-    rows = collect(args.squad, args.work)
+    rows = collect(args.squad, args.work, cached_only=args.refit)
     rows = [r for r in rows if r.get("features")]
+    _refresh_text_features(rows)
     y = labels(rows)
     answerable = [r for r in rows if not r["impossible"]]
     retrieval = {

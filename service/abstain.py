@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from service import text as tx
 from service.evidence import Evidence, Sentence, covered, name_keys
@@ -46,7 +47,8 @@ FEATURES: tuple[str, ...] = (
 )
 
 
-_CLAUSE = re.compile(r"[,;:.()“”\"!?—–]")
+# Clause boundaries (quotes are not: "Russia has a “turbulent foreign policy”" is one clause).
+_CLAUSE = re.compile(r"[,;:.()!?—–]|\s-\s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,25 +59,21 @@ class Decision:
 
 
 def conflicts(q: tx.QuestionInfo, sentence: str) -> int:
-    """Question nouns qualified by a name that the sentence mentions only without that name."""
+    """Question nouns qualified by a name ("Iranian officers") that the sentence mentions only
+    in clauses where that name does not occur ("Russia sent four officers")."""
     count = 0
     toks = tx.words(sentence)
     for mod in q.modified:
         head = tx.stem(mod.head)
-        places = [(s, e) for w, s, e in toks if tx.stem(w) == head]
+        places = [s for w, s, _ in toks if tx.stem(w) == head]
         if not places:
             continue
         ok = False
-        for at, end in places:
-            # The qualifier must sit in the same clause: at most three words before the noun,
-            # or in an "of" phrase right after it ("the regime of President Assad").
-            before = _CLAUSE.split(sentence[:at])[-1]
-            window = [w for w, _, _ in tx.words(before)][-3:]
-            after = _CLAUSE.split(sentence[end:])[0]
-            of = re.match(r"\s+(?:of|from|in)\s+(.*)", after)
-            if of:
-                window += [w for w, _, _ in tx.words(of.group(1))][:4]
-            if all(any(tx.entity_match(m, w) for w in window) for m in mod.modifiers):
+        for at in places:
+            lo = max((m.end() for m in _CLAUSE.finditer(sentence, 0, at)), default=0)
+            hi = next((m.start() for m in _CLAUSE.finditer(sentence, at)), len(sentence))
+            clause = [w for w, _, _ in tx.words(sentence[lo:hi])]
+            if all(any(tx.entity_match(m, w) for w in clause) for m in mod.modifiers):
                 ok = True
                 break
         count += 0 if ok else 1
@@ -151,7 +149,7 @@ class Model:
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
     @classmethod
-    def from_json(cls, data: dict) -> Model:  # type: ignore[type-arg]
+    def from_json(cls, data: dict[str, Any]) -> Model:
         return cls(
             names=tuple(data["features"]),
             mean=tuple(data["mean"]),
@@ -169,7 +167,7 @@ def load_model(path: Path = MODEL_PATH) -> Model:
 
 
 def decide(f: dict[str, float], model: Model, threshold: float | None = None) -> Decision:
-    """Probability of a correct answer and the abstention verdict (``threshold`` overrides the model's)."""
+    """P(correct) and the verdict; ``threshold`` overrides the model's."""
     p = model.probability(f)
     if model.vetoes and f["type_missing"] > 0:
         return Decision(p, True, "no_answer_type")

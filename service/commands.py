@@ -42,7 +42,8 @@ def _show(answer: Answer) -> None:
     console.print(f"[dim]confidence {answer.confidence:.2f}[/dim]")
     for c in answer.citations:
         console.print(
-            f"[cyan][{c.n}][/cyan] {escape(c.title)} [dim]({escape(c.source)}, chars {c.start}-{c.end})[/dim]"
+            f"[cyan][{c.n}][/cyan] {escape(c.title)} "
+            f"[dim]({escape(c.source)}, chars {c.start}-{c.end})[/dim]"
         )
         console.print(f"    “{escape(c.quote)}”", style="green")
 
@@ -91,11 +92,17 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         mode: Annotated[
             str | None, typer.Option(help="extractive (default) or generative [GROUNDQA_MODE].")
         ] = None,
-        top_k: Annotated[int | None, typer.Option("--top-k", min=1, max=50, help="Passages to draw on.")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
+        top_k: Annotated[
+            int | None, typer.Option("--top-k", min=1, max=50, help="Passages to draw on.")
+        ] = None,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print the full result as JSON.")
+        ] = False,
         batch: Annotated[
             str | None,
-            typer.Option(help="JSONL file of {id, question, history?} ('-' for stdin); one JSON result per line."),
+            typer.Option(
+                help="JSONL of {id, question, history?} ('-' = stdin); one JSON result per line."
+            ),
         ] = None,
     ) -> None:
         """Answer a question from the corpus, with numbered citations (or abstain)."""
@@ -126,7 +133,9 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
     @app.command()
     def chat(
         ctx: typer.Context,
-        mode: Annotated[str | None, typer.Option(help="extractive (default) or generative.")] = None,
+        mode: Annotated[
+            str | None, typer.Option(help="extractive (default) or generative.")
+        ] = None,
         top_k: Annotated[int | None, typer.Option("--top-k", min=1, max=50)] = None,
     ) -> None:
         """Ask questions in a loop; follow-ups are read against the conversation so far.
@@ -161,7 +170,10 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
                 typer.echo(f"(searching for: {answer.standalone_question})")
             _show(answer)
             typer.echo("")
-            history += [Turn(role="user", content=question), Turn(role="assistant", content=answer.answer)]
+            history += [
+                Turn(role="user", content=question),
+                Turn(role="assistant", content=answer.answer),
+            ]
 
     @app.command()
     def serve(

@@ -195,7 +195,9 @@ class EvidenceScorer:
         q_lower = question.lower()
         sentences: list[Sentence] = []
         by_passage: dict[int, list[Sentence]] = {}
-        found = [[matches(q, st, nm) for st, nm in zip(cs.stems, cs.names, strict=True)] for cs in chunks]
+        found = [
+            [matches(q, st, nm) for st, nm in zip(cs.stems, cs.names, strict=True)] for cs in chunks
+        ]
         weights = pool_weights(q, [row for rows in found for row in rows])
         total = sum(weights) or 1.0
 

@@ -43,7 +43,7 @@ def choose(ev: Evidence) -> list[Sentence]:
 
 
 def short_answer(ev: Evidence, chosen: Sequence[Sentence]) -> str | None:
-    """The answering span (name, number, date, place) nearest the question's terms, if one is asked for."""
+    """The answering span (name, number, date, place) nearest the question's terms, if asked."""
     if ev.question.answer_type == "other":
         return None
     terms = set(ev.question.terms)

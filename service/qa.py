@@ -7,6 +7,7 @@ evals all call :class:`QA`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import Runnable, RunnableLambda
 
-from index.errors import ConfigError, ModelUnavailable
+from index.errors import ConfigError, GroundQAError, ModelUnavailable
 from service import abstain as ab
 from service.condense import HeuristicCondenser
 from service.evidence import Evidence, EvidenceScorer, QueryCache, Sentence
@@ -118,7 +119,8 @@ class QA:
                         from service.llm import GenerativeDrafter
                     except ImportError as exc:
                         raise ModelUnavailable(
-                            "generative mode needs langchain-openai: pip install 'langchain-openai>=1,<2'"
+                            "generative mode needs langchain-openai: "
+                            "pip install 'langchain-openai>=1,<2'"
                         ) from exc
                     self._drafters[mode] = GenerativeDrafter(self.settings)
                 case _:
@@ -129,10 +131,8 @@ class QA:
         """Load the embedding model and the abstention model so the first request is fast."""
         self.index.embedder.encode(["warm up"])
         _ = self.model
-        try:
+        with contextlib.suppress(GroundQAError):  # an empty index still warms the model
             self.ask("What is this about?")
-        except Exception:  # an empty index still warms the model
-            pass
 
     # Stages --------------------------------------------------------------------------------
 
@@ -169,6 +169,7 @@ class QA:
         return s
 
     def _abstain(self, s: State) -> State:
+        stage_started = time.perf_counter()
         assert s.evidence is not None and s.verified is not None
         ev, v = s.evidence, s.verified
         anchor = s.anchor if s.mode == "extractive" else _anchor(ev, v)
@@ -186,7 +187,10 @@ class QA:
             )
         if s.mode == "generative" and _model_abstained(s.draft):
             abstain, reason = True, "model_abstained"
-        s.timings["total"] = round((time.perf_counter() - s.started) * 1000, 2)
+        now = time.perf_counter()
+        # this stage's own time is taken here: the result is built before the stage returns
+        s.timings["abstain"] = round((now - stage_started) * 1000, 2)
+        s.timings["total"] = round((now - s.started) * 1000, 2)
         short = s.short_answer if s.short_answer and s.short_answer in v.text else None
         s.result = Answer(
             question=s.question,
@@ -264,7 +268,7 @@ class QA:
         mode: Mode | None = None,
         top_k: int | None = None,
     ) -> Iterator[StreamEvent]:
-        """Text deltas of the draft (generative) or of the answer (extractive), then one final event."""
+        """Deltas of the draft (generative) or the answer (extractive), then one ``final``."""
         state = self._head().invoke(self._state(question, history, mode, top_k))
         if state.mode == "generative":
             t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Model-free language heuristics shared by condensing, evidence scoring, verification and abstention.
+"""Model-free language heuristics for condensing, evidence scoring, verification, abstention.
 
 Everything here is general English: question words, stopwords, light stemming, sentence
 spans with exact offsets, and regex/capitalisation patterns for names, numbers and dates.
@@ -110,7 +110,7 @@ _PERSON_NOUNS = frozenset(
         """
     )
 )
-# Words that open a noun phrase, so "which Russian lawmaker" qualifies a noun, "did Iran take" doesn't.
+# Words opening a noun phrase: "which Russian lawmaker" qualifies a noun, "did Iran take" not.
 _NOUN_PHRASE_OPENERS = frozenset(
     _wordlist(
         """
@@ -169,7 +169,9 @@ def content_stems(text: str) -> list[str]:
             continue
         out.append(_norm_number(stem(lw)))
         if "-" in lw:  # "Iranian-backed" also says "Iranian"
-            out.extend(stem(part) for part in lw.split("-") if len(part) > 2 and part not in STOPWORDS)
+            out.extend(
+                stem(part) for part in lw.split("-") if len(part) > 2 and part not in STOPWORDS
+            )
     return out
 
 
@@ -299,10 +301,12 @@ _PLACE_STEMS = _stems(_PLACE_NOUNS)
 _PERSON_STEMS = _stems(_PERSON_NOUNS)
 
 
+CARRIED_WEIGHT = 0.5
+
+
 def answer_type(question: str) -> AnswerType:
     """What kind of span answers the question."""
     q = question.lower().strip()
-    toks = re.findall(r"[a-z]+", q)
     if re.search(r"\b(?:what|which|in what|in which)\s+(?:year|years|decade|century)\b", q):
         return "year"
     if re.search(r"\bhow (?:many|much|long|old|far|large|big|tall|high|deep|wide|often)\b", q):
@@ -342,11 +346,16 @@ def analyse(question: str) -> QuestionInfo:
     seen: set[str] = set()
     entities: list[str] = []
     capital = [w[:1].isupper() and i > 0 for i, (w, _, _) in enumerate(toks)]
-    for i, (w, _, _) in enumerate(toks):
+    # Terms a condensed follow-up carries from earlier turns, "(...)" at its end, are context:
+    # they locate the topic but are not what is asked.
+    carried = re.search(r"\(([^()]*)\)\s*\??\s*$", question)
+    carried_from = carried.start() if carried else len(question)
+    for i, (w, at, _) in enumerate(toks):
         lw = w.lower().replace("’", "'")
         if lw in STOPWORDS or (len(lw) < 2 and not lw.isdigit()):
             continue
         s = _norm_number(stem(lw))
+        scale = CARRIED_WEIGHT if at >= carried_from else 1.0
         if capital[i]:
             entities.append(w)
         if s in seen:
@@ -360,12 +369,13 @@ def analyse(question: str) -> QuestionInfo:
                 lo -= 1
             while hi + 1 < len(toks) and capital[hi + 1]:
                 hi += 1
-            weights.append(2.0 / (hi - lo + 1))
+            weights.append(scale * 2.0 / (hi - lo + 1))
         else:
-            weights.append(2.0 if w[:1].isdigit() else 1.0)
+            weights.append(scale * (2.0 if w[:1].isdigit() else 1.0))
     wants_list = bool(
         re.search(
-            r"\b(?:list|name (?:the|all|some|three|two)|which (?:\w+ )?(?:countries|states|cities|people|ones)"
+            r"\b(?:list|name (?:the|all|some|three|two)"
+            r"|which (?:\w+ )?(?:countries|states|cities|people|ones)"
             r"|what (?:\w+ )?(?:countries|states|cities|people) )",
             question.lower(),
         )

@@ -161,9 +161,13 @@ def verify(
         best: tuple[int, _Support] | None = None
         for pi in range(len(passages)):
             sup, missing = judged(pi)
-            if sup is not None and not missing and sup.score >= min_support:
-                if best is None or sup.score > best[1].score:
-                    best = (pi, sup)
+            if (
+                sup is not None
+                and not missing
+                and sup.score >= min_support
+                and (best is None or sup.score > best[1].score)
+            ):
+                best = (pi, sup)
         if best is not None:
             kept.append((sentence, [best]))
             checks.append(
@@ -205,7 +209,7 @@ def verify(
     citations = []
     for pi, n in sorted(number.items(), key=lambda x: x[1]):
         p = passages[pi]
-        s, e, sup = spans[pi]
+        s, e, strength = spans[pi]
         citations.append(
             Citation(
                 n=n,
@@ -215,7 +219,7 @@ def verify(
                 start=p.start + s,
                 end=p.start + e,
                 quote=p.text[s:e],
-                support=_clip(sup),
+                support=_clip(strength),
                 page=p.page,
             )
         )

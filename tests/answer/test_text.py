@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def test_sentence_spans_slice_the_text_exactly() -> None:
             assert piece == piece.strip() and piece
             assert "\n" not in piece  # lines never merge
         assert spans == sorted(spans)
-        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
 
 
 @pytest.mark.parametrize(
@@ -52,10 +53,12 @@ def test_candidate_spans_find_numbers_dates_and_names() -> None:
     )
     assert [s[a:b] for a, b in tx.candidate_spans(s, "number")] == ["four"]
     assert tx.candidate_spans(s, "year") == []
-    d = "These problems began with Moscow’s announcement in August 2016 that its warplanes were launched."
+    d = "These problems began with Moscow’s announcement in August 2016 that its warplanes flew."
     assert [d[a:b] for a, b in tx.candidate_spans(d, "date")] == ["August 2016"]
-    n = "A week before the conference at Astana began, Iranian Foreign Minister Mohammad Javad Zarif said so."
-    assert "Iranian Foreign Minister Mohammad Javad Zarif" in [n[a:b] for a, b in tx.candidate_spans(n, "person")]
+    n = "Before the talks at Astana began, Iranian Foreign Minister Mohammad Javad Zarif said so."
+    assert "Iranian Foreign Minister Mohammad Javad Zarif" in [
+        n[a:b] for a, b in tx.candidate_spans(n, "person")
+    ]
 
 
 def test_names_match_their_adjectives() -> None:
@@ -77,7 +80,9 @@ def test_modifier_conflict_is_detected_and_agreement_is_not() -> None:
 
 
 def test_split_citations_attaches_markers_to_their_sentence() -> None:
-    parts = tx.split_citations("Four officers were sent [1]. They were barred. [2] Iran balked [3][1].")
+    parts = tx.split_citations(
+        "Four officers were sent [1]. They were barred. [2] Iran balked [3][1]."
+    )
     assert parts == [
         ("Four officers were sent.", [1]),
         ("They were barred.", [2]),
@@ -96,7 +101,10 @@ def test_condense_carries_names_and_terms_of_earlier_turns() -> None:
     c = HeuristicCondenser()
     history = [
         Turn(role="user", content="What happened in Wadi Barada?"),
-        Turn(role="assistant", content="Assaults by Iranian troops have continued in Wadi Barada [1]."),
+        Turn(
+            role="assistant",
+            content="Assaults by Iranian troops have continued in Wadi Barada [1].",
+        ),
     ]
     assert "Wadi Barada" in c.condense("Who was barred from it?", history)
     history = [

@@ -21,8 +21,13 @@ def _passage(text: str, needle: str, source: str = SOURCE) -> Passage:
     start = text.rfind("\n\n", 0, start) + 2
     end = text.find("\n\n", start)
     return Passage(
-        source=source, title=text.splitlines()[0], chunk_id=f"{source}:{start}",
-        start=start, end=end, text=text[start:end], score=1.0,
+        source=source,
+        title=text.splitlines()[0],
+        chunk_id=f"{source}:{start}",
+        start=start,
+        end=end,
+        text=text[start:end],
+        score=1.0,
     )
 
 
@@ -62,7 +67,9 @@ def test_supported_sentences_are_kept_and_quotes_slice_the_document(
     assert "We have not invited them" in v.citations[1].quote
 
 
-def test_injected_unsupported_sentence_is_removed(passages: list[Passage], store: SentenceStore) -> None:
+def test_injected_unsupported_sentence_is_removed(
+    passages: list[Passage], store: SentenceStore
+) -> None:
     draft = (
         "Russia sent four officers to access the violations of the truce [1]. "
         "The ceasefire was celebrated with fireworks across Moscow and Paris [1]."

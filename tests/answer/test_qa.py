@@ -1,0 +1,131 @@
+"""The whole pipeline over the real default corpus, embedding model and Chroma index."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.qa import QA
+from service.result import ABSTAIN_ANSWER, Turn
+from service.settings import Settings
+
+from .conftest import source_text
+
+ANSWERABLE = [
+    ("When was the ceasefire announced?", "December 2016"),
+    ("How many officers did Russia send to access the violations of the truce?", "four"),
+    ("Who said that Iran had not invited the U.S. and was against their presence?", "Zarif"),
+    ("From which airbase in Iran were Russian warplanes launched?", "Hamadan"),
+    ("How much financial aid has Iran pumped into the Assad regime?", "5 billion"),
+    ("Where are plans underway to form a permanent Russian military base?", "Lattakia"),
+]
+
+NEAR_MISSES = [
+    # the sources say four *Russian* officers were barred
+    "How many Iranian officers were barred from Wadi Barada?",
+    # the objection was Iranian, about Iranian soil
+    "Which Russian lawmaker objected to foreign bases on Russian soil?",
+    # Iran is trying to take control; no year, no success
+    "In which year did Iran take control of Wadi Barada?",
+]
+
+OFF_TOPIC = [
+    "What is the boiling point of water at sea level?",
+    "Who won the 2018 FIFA World Cup?",
+    "How many moons does Jupiter have?",
+]
+
+
+def _assert_citations_slice_sources(answer) -> None:  # type: ignore[no-untyped-def]
+    assert answer.citations
+    for c in answer.citations:
+        assert source_text(c.source)[c.start : c.end] == c.quote
+        assert f"[{c.n}]" in answer.answer
+    assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+
+
+@pytest.mark.parametrize(("question", "fact"), ANSWERABLE)
+def test_answerable_questions_get_the_fact_with_exact_citations(
+    qa: QA, question: str, fact: str
+) -> None:
+    a = qa.ask(question)
+    assert not a.abstained, (a.reason, a.confidence)
+    assert fact in a.answer
+    assert any(fact in c.quote for c in a.citations)
+    _assert_citations_slice_sources(a)
+    assert 0.0 <= a.confidence <= 1.0
+    assert {"condense", "retrieve", "evidence", "answer", "verify", "abstain", "total"} <= set(
+        a.timings
+    )
+
+
+@pytest.mark.parametrize(
+    ("question", "short"),
+    [("When was the ceasefire announced?", "December 2016"), (ANSWERABLE[1][0], "four")],
+)
+def test_short_answer_is_the_answering_span(qa: QA, question: str, short: str) -> None:
+    assert qa.ask(question).short_answer == short
+
+
+@pytest.mark.parametrize("question", NEAR_MISSES + OFF_TOPIC)
+def test_unanswerable_and_near_miss_questions_abstain(qa: QA, question: str) -> None:
+    a = qa.ask(question)
+    assert a.abstained, a.answer
+    assert a.answer == ABSTAIN_ANSWER
+    assert a.citations == [] and a.short_answer is None
+    assert a.reason
+    assert a.related  # the closest passages, offered as context only
+
+
+def test_follow_up_resolves_against_history(qa: QA) -> None:
+    history = [
+        Turn(role="user", content="What is happening in Wadi Barada?"),
+        Turn(role="assistant", content=qa.ask("What is happening in Wadi Barada?").answer),
+    ]
+    a = qa.ask("Who was barred from it?", history)
+    assert "Wadi Barada" in a.standalone_question
+    assert a.standalone_question != "Who was barred from it?"
+    # the passage telling who was barred is among the evidence cited or offered
+    texts = [c.quote for c in a.citations] + [p.text for p in a.related]
+    assert any("barred" in t for t in texts) or "barred" in a.answer
+
+
+def test_follow_up_with_a_new_subject(qa: QA) -> None:
+    history = [
+        Turn(role="user", content="Who objected to foreign military bases on Iranian soil?"),
+        Turn(role="assistant", content="Lawmaker Heshmatollah Falahatpisheh [1]."),
+    ]
+    a = qa.ask("And what did he say about Russia's foreign policy?", history)
+    assert a.standalone_question != "And what did he say about Russia's foreign policy?"
+    assert not a.abstained
+    assert "turbulent" in a.answer
+
+
+def test_no_history_means_no_condensing(qa: QA) -> None:
+    q = "When was the ceasefire announced?"
+    assert qa.ask(q).standalone_question == q
+
+
+def test_stream_yields_deltas_then_one_final(qa: QA) -> None:
+    events = list(qa.stream("When was the ceasefire announced?"))
+    assert events[-1].type == "final" and events[-1].result is not None
+    assert all(e.type == "delta" for e in events[:-1]) and len(events) >= 2
+    assert "".join(e.delta or "" for e in events[:-1]) == events[-1].result.answer
+
+
+def test_chain_is_a_langchain_runnable(qa: QA) -> None:
+    from langchain_core.runnables import Runnable
+
+    assert isinstance(qa.chain, Runnable)
+
+
+def test_switching_abstention_off_answers_near_misses(qa: QA, qa_settings: Settings) -> None:
+    loose = QA(qa_settings.model_copy(update={"abstain": False}), index=qa.index)
+    a = loose.ask(NEAR_MISSES[0])
+    assert not a.abstained and a.answer != ABSTAIN_ANSWER
+
+
+def test_empty_question_is_refused(qa: QA) -> None:
+    from index.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        qa.ask("   ")
