@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from index.types import IngestReport
-from service.api import chat
+from service.api import chat, streams
 from service.api.deps import (
     AskDep,
     CorpusDep,
@@ -38,7 +35,7 @@ from service.api.schemas import (
     ModelList,
     Readiness,
 )
-from service.result import Answer, StreamEvent
+from service.result import Answer
 
 # Every route here but the probes needs a valid key (when keys are set) and a rate-limit token.
 api = APIRouter(dependencies=[Depends(rate_limit)])
@@ -62,51 +59,20 @@ def ask(body: AskDep, qa: QADep, metrics: MetricsDep) -> Answer:
     return answer
 
 
-def _first_and_rest(
-    start: Callable[[], Iterator[StreamEvent]],
-) -> tuple[StreamEvent | None, Iterator[StreamEvent]]:
-    # Taken before the response starts, so a backend that is down still gets a real status.
-    events = start()
-    return next(events, None), events
-
-
 @api.post(
     "/v1/ask/stream",
     tags=["answers"],
     response_class=EventSourceResponse,
-    responses={
-        200: {"content": {"text/event-stream": {}}, "description": "delta events, then final"}
-    },
+    responses={200: {"content": {"text/event-stream": {}}, "description": "deltas, then final"}},
 )
 async def ask_stream(
     body: AskDep, qa: QADep, metrics: MetricsDep, request: Request
 ) -> EventSourceResponse:
     """Server-sent events: ``delta`` events ({"delta": text}), then one ``final`` (the Answer)."""
-    first, rest = await run_in_threadpool(
-        _first_and_rest,
-        lambda: qa.stream(body.question, body.history, mode=body.mode, top_k=body.top_k),
+    events = await streams.start(
+        lambda: qa.stream(body.question, body.history, mode=body.mode, top_k=body.top_k)
     )
-    rid = request_id_of(request)
-
-    def sse() -> Iterator[ServerSentEvent]:
-        pending = [first] if first is not None else []
-        try:
-            for event in _chain(pending, rest):
-                if event.type == "delta":
-                    yield ServerSentEvent(json.dumps({"delta": event.delta or ""}), event="delta")
-                elif event.result is not None:
-                    metrics.observe_answer(event.result, "api")
-                    yield ServerSentEvent(event.result.model_dump_json(), event="final")
-        except Exception as exc:  # the status is already sent: report in-band, then end
-            err = to_api_error(exc)
-            yield ServerSentEvent(json.dumps(error_body(err.type, err.message, rid)), event="error")
-
-    return EventSourceResponse(sse(), ping=15)
-
-
-def _chain(first: list[StreamEvent], rest: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
-    yield from first
-    yield from rest
+    return streams.answer_events(events, metrics, request_id_of(request))
 
 
 # --- OpenAI-compatible chat ----------------------------------------------------------------
@@ -137,43 +103,10 @@ async def chat_completions(
         metrics.observe_answer(answer, "openai")
         return chat.completion(answer, completion_id)
 
-    first, rest = await run_in_threadpool(
-        _first_and_rest, lambda: qa.stream(question, history, mode=body.mode, top_k=body.top_k)
+    events = await streams.start(
+        lambda: qa.stream(question, history, mode=body.mode, top_k=body.top_k)
     )
-    created = int(time.time())
-    rid = request_id_of(request)
-
-    def sse() -> Iterator[str]:
-        yield json.dumps(chat.chunk(completion_id, created, {"role": "assistant", "content": ""}))
-        streamed = ""
-        try:
-            for event in _chain([first] if first is not None else [], rest):
-                if event.type == "delta" and event.delta:
-                    streamed += event.delta
-                    yield json.dumps(chat.chunk(completion_id, created, {"content": event.delta}))
-                elif event.type == "final" and event.result is not None:
-                    answer = event.result
-                    metrics.observe_answer(answer, "openai")
-                    tail = chat.remainder(streamed, answer)
-                    if tail:
-                        yield json.dumps(chat.chunk(completion_id, created, {"content": tail}))
-                    citations = [c.model_dump() for c in answer.citations]
-                    yield json.dumps(
-                        chat.chunk(
-                            completion_id,
-                            created,
-                            {"citations": citations},
-                            finish_reason="stop",
-                            citations=citations,
-                            abstained=answer.abstained,
-                        )
-                    )
-        except Exception as exc:  # already streaming: an error object, as OpenAI servers do
-            err = to_api_error(exc)
-            yield json.dumps(error_body(err.type, err.message, rid))
-        yield "[DONE]"
-
-    return EventSourceResponse(sse(), ping=15)
+    return streams.chat_chunks(events, metrics, completion_id, request_id_of(request))
 
 
 # --- documents ---------------------------------------------------------------------------
