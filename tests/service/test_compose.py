@@ -226,3 +226,22 @@ def test_compose_topology_without_docker(topology: tuple[str, dict[str, Any], Pa
     access = [r for r in records if r.get("logger") == "groundqa.access"]
     hit = next(r for r in access if r.get("request_id") == "compose-check-1")
     assert hit["route"] == "/healthz" and hit["status"] == 200 and hit["method"] == "GET"
+
+
+def test_compose_api_environment_is_valid_settings(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the container sees it: bound to 0.0.0.0, anonymous only by the file's explicit default."""
+    from service.settings import Settings
+
+    env = {k: str(v) for k, v in compose["services"]["api"]["environment"].items()}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.host == "0.0.0.0" and settings.allow_anonymous and not settings.api_keys
+    assert settings.chroma_url == "http://chroma:8000" and settings.llm_base_url is None
+    monkeypatch.setenv("GROUNDQA_ALLOW_ANONYMOUS", "false")
+    with pytest.raises(ValueError, match="GROUNDQA_API_KEYS"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    monkeypatch.setenv("GROUNDQA_API_KEYS", "k" * 20 + "," + "j" * 20)
+    assert len(Settings(_env_file=None).api_keys) == 2  # type: ignore[call-arg]
