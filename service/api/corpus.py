@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from index import Index
+from index import Index, loaders
+from index.errors import DocumentError
 from index.loaders import SUFFIXES
 from index.types import IngestReport, SourceInfo
 from service.api.errors import ApiError
@@ -54,6 +55,12 @@ class Corpus:
         try:
             for (_, stream), target in zip(uploads, targets, strict=True):
                 staged.append((self._stage(root, stream, target.name), target))
+            # All or nothing: a file the loader cannot read never enters the corpus.
+            for tmp, target in staged:
+                try:
+                    loaders.load(tmp, target.name, self.settings.max_file_bytes)
+                except DocumentError as exc:
+                    raise ApiError(422, str(exc), type="document_error") from None
             with self._lock:
                 for tmp, target in staged:
                     os.replace(tmp, target)

@@ -227,6 +227,19 @@ def test_upload_limits(client: httpx.Client, svc_settings: Settings) -> None:
     assert not (svc_settings.corpus_dir / "f0.txt").exists()
 
 
+def test_unreadable_uploads_are_refused_whole(client: httpx.Client, svc_settings: Settings) -> None:
+    files = [
+        ("files", ("fine.txt", b"A perfectly readable note.\n")),
+        ("files", ("broken.pdf", b"%PDF-1.4 this is not really a pdf")),
+    ]
+    err = assert_error(client.post("/v1/documents", files=files), 422, "document_error")
+    assert "broken.pdf" in err["message"]
+    assert_error(client.post("/v1/documents", files=[("files", ("empty.md", b"  \n"))]), 422)
+    for name in ("fine.txt", "broken.pdf", "empty.md"):
+        assert not (svc_settings.corpus_dir / name).exists()
+    assert not list(svc_settings.corpus_dir.glob(".upload-*"))
+
+
 def test_request_limits(client: httpx.Client, svc_settings: Settings) -> None:
     big = "x" * (svc_settings.max_body_bytes + 10)
     assert_error(client.post("/v1/ask", json={"question": big}), 413, "payload_too_large")
