@@ -128,6 +128,59 @@ class KeywordIndex(Protocol):
     def __len__(self) -> int: ...
 
 
+def _fast_bm25() -> Any:
+    """A bm25s retriever whose index build is vectorized with numpy.
+
+    bm25s builds its score matrix in Python loops (about a minute for 100k chunks here); its
+    docs invite overriding ``build_index_from_ids``, which this does with the same Lucene
+    formulas, so 100k chunks index in seconds. Retrieval is bm25s's own.
+    """
+    import bm25s
+    import scipy.sparse as sp
+
+    # bm25s pins its logger at DEBUG on import; let the application's level decide.
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+
+    class FastBM25(bm25s.BM25):
+        def build_index_from_ids(
+            self,
+            unique_token_ids: list[int],
+            corpus_token_ids: list[np.ndarray],
+            show_progress: bool = True,
+            leave_progress: bool = False,
+        ) -> dict[str, Any]:
+            n_docs = len(corpus_token_ids)
+            n_vocab = max(unique_token_ids) + 1
+            self.nonoccurrence_array = None  # only BM25L/BM25+ use it; this is Lucene BM25
+            lengths = np.fromiter((len(d) for d in corpus_token_ids), np.int64, n_docs)
+            flat = (
+                np.concatenate(corpus_token_ids).astype(np.int64)
+                if lengths.sum()
+                else np.zeros(0, np.int64)
+            )
+            doc_of = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
+            pairs, tf = np.unique(doc_of * n_vocab + flat, return_counts=True)
+            docs, terms = pairs // n_vocab, pairs % n_vocab
+            df = np.bincount(terms, minlength=n_vocab)
+            idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+            avg = max(float(lengths.mean()), 1e-9)
+            norm = self.k1 * ((1.0 - self.b) + self.b * lengths[docs] / avg)
+            scores = idf[terms] * tf / (norm + tf)
+            matrix = sp.csc_matrix(
+                (scores.astype(self.dtype), (docs, terms)),
+                shape=(n_docs, n_vocab),
+                dtype=self.dtype,
+            )
+            return {
+                "data": matrix.data,
+                "indices": matrix.indices,
+                "indptr": matrix.indptr,
+                "num_docs": n_docs,
+            }
+
+    return FastBM25()
+
+
 class BM25Index:
     """bm25s over stored token ids; updates re-score in memory, never per query."""
 
@@ -196,20 +249,14 @@ class BM25Index:
         return np.array(ids, dtype=np.int32)
 
     def _build(self) -> None:
-        import bm25s
-
-        # bm25s pins its logger at DEBUG on import; let the application's level decide.
-        logging.getLogger("bm25s").setLevel(logging.NOTSET)
-
         ids = list(self._docs)
         if not ids:
             self._state = ([], None)
             return
         if "" not in self._vocab:
             self._vocab[""] = len(self._vocab)
-        retriever = bm25s.BM25()
-        corpus = [self._docs[i].tolist() for i in ids]
-        retriever.index((corpus, dict(self._vocab)), show_progress=False)
+        retriever = _fast_bm25()
+        retriever.index(([self._docs[i] for i in ids], dict(self._vocab)), show_progress=False)
         self._state = (ids, retriever)
 
     def update(self, add: Sequence[tuple[str, str]], remove: Iterable[str], version: str) -> None:

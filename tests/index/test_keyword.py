@@ -1,0 +1,62 @@
+"""The BM25 keyword index: bm25s scoring, persistence and updates."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import bm25s
+import pytest
+
+from index.keyword import BM25Index, tokenize
+
+WORDS = [f"term{i}" for i in range(60)] + ["river", "rivers", "the", "of"]
+
+
+def corpus(rng: random.Random, n: int) -> list[tuple[str, str]]:
+    return [
+        (f"c{i}", " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 40)))) for i in range(n)
+    ]
+
+
+def test_scores_match_stock_bm25s(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    items = corpus(rng, 300)
+    ours = BM25Index(tmp_path / "k.npz")
+    ours.rebuild(items, "v1")
+    stock = bm25s.BM25()
+    stock.index([tokenize(text) for _, text in items], show_progress=False)
+    for _ in range(40):
+        query = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 5)))
+        got = ours.search(query, 10)
+        q = [t for t in dict.fromkeys(tokenize(query)) if t in stock.vocab_dict]
+        if not q:
+            assert got == []
+            continue
+        docs, scores = stock.retrieve([q], k=10, show_progress=False)
+        expected = [
+            (items[int(d)][0], float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0
+        ]
+        assert [s for _, s in got] == pytest.approx([s for _, s in expected], rel=1e-4)
+        assert {c for c, _ in got} == {c for c, _ in expected} or len(got) == 10
+
+
+def test_updates_persist_with_their_version(tmp_path: Path) -> None:
+    path = tmp_path / "k.npz"
+    idx = BM25Index(path)
+    assert idx.search("anything", 5) == [] and idx.version is None
+    idx.update([("a", "red river delta"), ("b", "blue mountain lake")], [], "v1")
+    idx.update([("c", "green river valley")], ["a"], "v2")
+    assert [cid for cid, _ in idx.search("river", 5)] == ["c"]
+    again = BM25Index(path)
+    assert again.version == "v2" and len(again) == 2
+    assert [cid for cid, _ in again.search("rivers", 5)] == ["c"]  # plural folds to singular
+    assert again.search("the of", 5) == []  # stopwords only
+    assert again.search("unknownword", 5) == []
+
+
+def test_damaged_file_starts_empty(tmp_path: Path) -> None:
+    path = tmp_path / "k.npz"
+    path.write_bytes(b"not an npz file")
+    idx = BM25Index(path)
+    assert len(idx) == 0 and idx.version is None
