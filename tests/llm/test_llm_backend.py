@@ -22,14 +22,9 @@ from service.llm import (
 )
 from service.result import ABSTAIN_ANSWER, Passage, Turn
 from service.settings import Settings
+from tests.llm.conftest import free_port
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def corpus_passages(limit: int = 4) -> list[Passage]:
