@@ -8,7 +8,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,7 @@ class Index:
         self._embedder = embedder
         self._chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
         self._write_lock = threading.RLock()
+        self._write_depth = 0  # > 0 while this process writes: its own stamps are not news
         self._read_lock = threading.Lock()
         self._keywords: dict[str, KeywordIndex] = {}
         self._pointer: Pointer | None = None
@@ -133,11 +135,15 @@ class Index:
 
     def remove_source(self, source: str) -> int:
         """Drop a source's chunks from the index (not the file); returns how many were removed."""
-        with self._write_lock:
+        with self._writing():
             pointer = self._current_pointer(fresh=True)
             if pointer.active is None:
                 return 0
             col = self._collection(pointer.active)
+            with unavailable(self.settings):
+                present = col.get(where={"source": source}, include=[], limit=1)["ids"]
+            if not present and source not in self._manifest(pointer.active):
+                return 0
             keyword = self._keyword(pointer.active, pointer.version)
             self._store.bump()
             removed = self._delete_source(pointer.active, col, source)
@@ -164,7 +170,7 @@ class Index:
         if root.is_file():
             files = [(self._file_source(root), root)]
         report = IngestReport()
-        with self._write_lock:
+        with self._writing():
             self._ingest(files, full_sync, report, progress)
         report.seconds = time.perf_counter() - started
         return report
@@ -186,7 +192,7 @@ class Index:
                 f"({embedder.fingerprint}); re-run `groundqa ingest` to rebuild it"
             )
         col = self._collection(pointer.active)
-        keyword = self._keyword(pointer.active, pointer.version)
+        keyword = self._keyword(pointer.active, pointer.version, reading=True)
         n = max(4 * k, 20)
         qv = embedder.encode([query])[0]
         with unavailable(self.settings):
@@ -435,6 +441,15 @@ class Index:
 
     # State ------------------------------------------------------------------------------------
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        with self._write_lock:
+            self._write_depth += 1
+            try:
+                yield
+            finally:
+                self._write_depth -= 1
+
     def _max_batch(self) -> int:
         try:
             return max(1, int(self._store.client.get_max_batch_size()))
@@ -503,7 +518,9 @@ class Index:
         ).hexdigest()[:8]
         return self.settings.data_dir / "keyword" / f"{physical}.{scope}.npz"
 
-    def _keyword(self, physical: str, version: str | None) -> KeywordIndex:
+    def _keyword(
+        self, physical: str, version: str | None, *, reading: bool = False
+    ) -> KeywordIndex:
         """The keyword index of ``physical``, rebuilt from Chroma when its stamp is stale."""
         with self._read_lock:
             keyword = self._keywords.get(physical)
@@ -517,7 +534,11 @@ class Index:
                             "BM25 sparse index); local Chroma has no sparse indexing: use 'bm25s'"
                         )
                 self._keywords[physical] = keyword
-            if version is None or keyword.version != version:
+            stale = version is None or keyword.version != version
+            if stale and reading and self._write_depth and keyword.version is not None:
+                # A write of this process moved the stamp; it updates this index when done.
+                return keyword
+            if stale:
                 log.info("rebuilding keyword index of %s from Chroma", physical)
                 keyword.rebuild(self._all_texts(physical), version or "")
             return keyword
