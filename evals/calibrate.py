@@ -118,12 +118,11 @@ def collect(squad_path: Path, work: Path, cached_only: bool = False) -> list[dic
 def _refresh_text_features(rows: list[dict[str, Any]]) -> None:
     """Recompute the features that read only text, so changing them needs no pipeline run."""
     from service import text as tx
-    from service.abstain import conflicts
+    from service.abstain import text_features
 
     for r in rows:
         if r.get("anchor"):
-            q = tx.analyse(r["question"])
-            r["features"]["conflicts"] = float(min(2, sum(conflicts(q, t) for t in r["anchor"])))
+            r["features"].update(text_features(tx.analyse(r["question"]), r["anchor"]))
 
 
 def _prewarm(qa: Any) -> None:
@@ -310,7 +309,10 @@ def main(argv: list[str] | None = None) -> int:
             **outcomes(test, p_test, t, use_vetoes),
             **reliability(labels(test), p_test),
         }
-    use_vetoes = held["vetoes_on"]["score"] >= held["vetoes_off"]["score"] - 0.005
+    # The vetoes stay on: a question asking for a year that the evidence lacks, or about
+    # "Iranian officers" when the evidence speaks of Russian ones, is not answered whatever
+    # the probability. Both held-out variants are reported so their cost is visible.
+    use_vetoes = True
 
     # Final model: all articles; threshold from out-of-fold probabilities.
     p_all = out_of_fold(rows)

@@ -44,7 +44,12 @@ FEATURES: tuple[str, ...] = (
     "rank_best",
     "n_terms",
     "support",
+    "negation_mismatch",
+    "number_missing",
+    "names_missing_context",
 )
+
+_NEGATION = re.compile(r"\b(?:not|never|no|none|without|neither|nor|cannot)\b|n't\b", re.IGNORECASE)
 
 
 # Clause boundaries (quotes are not: "Russia has a “turbulent foreign policy”" is one clause).
@@ -80,6 +85,24 @@ def conflicts(q: tx.QuestionInfo, sentence: str) -> int:
     return count
 
 
+def text_features(q: tx.QuestionInfo, texts: list[str]) -> dict[str, float]:
+    """Features read from the question and the evidence sentences alone: a negation the
+    evidence lacks, a number or a name of the question the evidence never mentions (the usual
+    ways a near-miss question differs from its source)."""
+    ctx = " ".join(texts)
+    numbers, _ = tx.facts(q.text)
+    lower = ctx.lower().replace(",", "")
+    words = [w for w, _, _ in tx.words(ctx)]
+    names = q.entities
+    missing = sum(1 for e in names if not any(tx.entity_match(e, w) for w in words))
+    return {
+        "conflicts": float(min(2, sum(conflicts(q, t) for t in texts))),
+        "negation_mismatch": float(bool(_NEGATION.search(q.text)) and not _NEGATION.search(ctx)),
+        "number_missing": float(any(n not in lower for n in numbers)),
+        "names_missing_context": missing / len(names) if names else 0.0,
+    }
+
+
 def _before(ev: Evidence, s: Sentence) -> list[Sentence]:
     """The sentence and the one before it: the evidence its coverage was credited with."""
     return [x for x in ev.by_passage.get(s.passage, []) if x.index in (s.index - 1, s.index)]
@@ -108,7 +131,7 @@ def features(ev: Evidence, chosen: Sentence | None, support: float) -> dict[str,
     f["cov_context"] = covered(q, stems, names, ev.weights or None)
     f["cov_passage"] = ev.passage_coverage[chosen.passage]
     f["type_missing"] = 1.0 if q.type_required and not chosen.type_spans else 0.0
-    f["conflicts"] = float(min(2, sum(conflicts(q, s.text) for s in _before(ev, chosen))))
+    f.update(text_features(q, [s.text for s in _before(ev, chosen)]))
     passage_text = ev.passages[chosen.passage].text
     passage_words = [w for w, _, _ in tx.words(passage_text) if w[:1].isupper()]
     if q.entities:

@@ -10,7 +10,7 @@ when one does ("repaired"), else removed.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,7 +39,11 @@ class _Support:
 
 
 def _support(
-    sent_vec: np.ndarray, sent_stems: set[str], sent_names: Sequence[str], cs: ChunkSentences
+    sent_vec: np.ndarray,
+    sent_stems: set[str],
+    sent_names: Sequence[str],
+    cs: ChunkSentences,
+    accept: Callable[[int, int], bool] | None = None,
 ) -> _Support | None:
     if not cs.spans:
         return None
@@ -48,7 +52,7 @@ def _support(
     n = len(cs.spans)
     for i in range(n):
         for j in (i, i + 1):
-            if j >= n:
+            if j >= n or (accept is not None and not accept(cs.spans[i][0], cs.spans[j][1])):
                 continue
             stems = cs.stems[i] | cs.stems[j]
             names = cs.names[i] + cs.names[j]
@@ -124,8 +128,19 @@ def verify(
             stems: set[str] = stems,
             names: list[str] = names,
         ) -> tuple[_Support | None, list[str]]:
-            sup = _support(vec, stems, names, chunks[pi])
-            return sup, facts_missing(sentence, passages[pi].text)
+            text = passages[pi].text
+            missing = facts_missing(sentence, text)
+            sup = None
+            if not missing:
+                # Quote the span that states the sentence's numbers and names, when one does.
+                sup = _support(
+                    vec,
+                    stems,
+                    names,
+                    chunks[pi],
+                    lambda a, b: not facts_missing(sentence, text[a:b]),
+                )
+            return sup or _support(vec, stems, names, chunks[pi]), missing
 
         valid = [n for n in cites if 1 <= n <= len(passages)]
         good: list[tuple[int, _Support]] = []
