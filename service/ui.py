@@ -22,6 +22,7 @@ from index.errors import GroundQAError
 from index.loaders import SUFFIXES
 from service.api.deps import check_question
 from service.api.errors import ApiError
+from service.api.security import RateLimiter
 from service.result import Answer, Citation, Passage, Turn
 
 if TYPE_CHECKING:
@@ -183,6 +184,14 @@ class Renderer:
         )
 
 
+def _principal(request: gr.Request | None, keyed: bool) -> str:
+    # The API's buckets: per client address without keys; per signed-in user with keys.
+    if keyed and request is not None and request.username:
+        return f"ui:{request.username}"
+    host = request.client.host if request is not None and request.client else "unknown"
+    return f"ip:{host}"
+
+
 def _doc_rows(services: Services) -> list[list[Any]]:
     return [[s.title, s.source, s.chunks] for s in services.corpus.documents()]
 
@@ -204,8 +213,14 @@ def build(services: Services) -> gr.Blocks:
         turns: list[dict[str, str]],
         mode: str,
         top_k: float,
+        request: gr.Request,
     ) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, str]], str]]:
         question = (message or "").strip()
+        wait = services.limiter.acquire(_principal(request, services.keys.enabled))
+        if wait > 0:
+            gr.Warning(f"Too many questions; retry in {RateLimiter.retry_after(wait)} s.")
+            yield messages, turns, message
+            return
         history = (
             [Turn.model_validate(t) for t in turns][-settings.max_history_turns :]
             if settings.max_history_turns

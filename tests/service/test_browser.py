@@ -100,8 +100,10 @@ def test_upload_through_the_ui(page: Any, live: LiveServer, tmp_path: Path) -> N
     doc = tmp_path / "ui-upload-heron.md"
     doc.write_text("# Heron survey\n\nThe 2019 survey counted 412 grey herons at Lake Vessaro.\n")
     page.set_input_files("#gqa-files input[type=file]", str(doc))
+    # The name shows while the file is still uploading; the value is set only once it is done.
     page.wait_for_function(
-        "() => document.querySelector('#gqa-files').innerText.includes('ui-upload-heron.md')"
+        "() => { const el = document.querySelector('#gqa-files');"
+        " return el.innerText.includes('ui-upload-heron.md') && !el.querySelector('.uploading'); }"
     )
     page.click("#gqa-upload")
     page.wait_for_function(
