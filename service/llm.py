@@ -112,28 +112,46 @@ def _chat_model(settings: Settings, max_tokens: int | None = None) -> Any:
     return cls(**params)
 
 
-def _unavailable(exc: Exception, settings: Settings) -> ModelUnavailable:
+def _unavailable(exc: Exception, settings: Settings, *, midway: bool = False) -> ModelUnavailable:
     """Translate an OpenAI-client failure into the one error the API maps to 503."""
     import openai
 
     where = f"LLM endpoint {settings.llm_base_url}"
-    if isinstance(exc, openai.APITimeoutError):
+    if midway and not isinstance(exc, openai.APIStatusError):
+        msg = f"{where} broke off mid-answer ({_root_cause(exc)})"
+    elif isinstance(exc, openai.APITimeoutError):
         msg = f"{where} did not answer within {settings.llm_timeout_s:g}s"
     elif isinstance(exc, openai.APIConnectionError):
-        msg = f"{where} cannot be reached ({exc.__cause__ or exc})"
+        msg = f"{where} cannot be reached ({_root_cause(exc)})"
     elif isinstance(exc, openai.APIStatusError):
         detail = " ".join(str(exc.message).split())[:200]
         msg = f"{where} answered HTTP {exc.status_code}: {detail}"
     else:
-        msg = f"{where} failed: {type(exc).__name__}: {exc}"
+        msg = f"{where} failed: {type(exc).__name__}: {_root_cause(exc)}"
     return ModelUnavailable(msg)
 
 
 def _endpoint_errors() -> tuple[type[Exception], ...]:
     import openai
 
-    # httpx errors can escape the OpenAI client mid-stream (a connection dropped while reading).
-    return (openai.APIError, httpx.HTTPError)
+    # Transport errors can escape the OpenAI client mid-stream (a connection dropped while
+    # reading); openai 3 reads through httpx2, older releases through httpx.
+    errors: list[type[Exception]] = [openai.APIError, httpx.HTTPError]
+    try:
+        import httpx2
+
+        errors.append(httpx2.HTTPError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = {id(exc)}
+    while (nxt := exc.__cause__ or exc.__context__) is not None and id(nxt) not in seen:
+        seen.add(id(nxt))
+        exc = nxt
+    return exc
 
 
 # Where a sentence (or a line) of the draft is complete: end punctuation, or a citation marker.
@@ -180,8 +198,10 @@ class GenerativeDrafter:
         context = format_passages(passages, self._settings.llm_context_chars)
         pending = ""
         finish: str | None = None
+        received = False
         try:
             for chunk in chain.stream({"question": question, "context": context}):
+                received = True
                 pending += chunk.text
                 finish = chunk.response_metadata.get("finish_reason") or finish
                 cut = _complete(pending)
@@ -189,7 +209,7 @@ class GenerativeDrafter:
                     yield pending[:cut]
                     pending = pending[cut:]
         except _endpoint_errors() as exc:
-            raise _unavailable(exc, self._settings) from exc
+            raise _unavailable(exc, self._settings, midway=received) from exc
         if finish == "length":
             log.debug(
                 "draft hit the %d-token cap; dropped %r", self._settings.llm_max_tokens, pending

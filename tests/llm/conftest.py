@@ -70,14 +70,32 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
     log_path = workdir / "server.log"
     port = free_port()
     cmd = [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(gguf), "--model_alias", MODEL_ALIAS,
-        "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", "2048", "--chat_format", "chatml",
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(gguf),
+        "--model_alias",
+        MODEL_ALIAS,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--chat_format",
+        "chatml",
         # One thread: on cores shared with the rest of the suite, llama.cpp's spinning worker
         # threads starve each other (measured here: 2 threads 1.5 tok/s, 1 thread 32 tok/s).
-        "--n_threads", "1", "--n_threads_batch", "1", "--seed", "0", "--verbose", "false",
-    ]  # fmt: skip
+        "--n_threads",
+        "1",
+        "--n_threads_batch",
+        "1",
+        "--seed",
+        "0",
+        "--verbose",
+        "false",
+    ]
     base_url = f"http://127.0.0.1:{port}/v1"
     with log_path.open("wb") as log:
         started = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import re
 import socket
 import threading
@@ -35,9 +36,16 @@ def corpus_passages(limit: int = 4) -> list[Passage]:
     passages = []
     for m in re.finditer(r"[^\n]{200,}", text):
         passages.append(
-            Passage(source=path.name, title=title, chunk_id=f"{path.name}:{m.start()}",
-                    start=m.start(), end=m.end(), text=m.group(), score=1.0)
-        )  # fmt: skip
+            Passage(
+                source=path.name,
+                title=title,
+                chunk_id=f"{path.name}:{m.start()}",
+                start=m.start(),
+                end=m.end(),
+                text=m.group(),
+                score=1.0,
+            )
+        )
     return passages[:limit]
 
 
@@ -157,6 +165,60 @@ def test_endpoint_5xx_raises_model_unavailable(fake_5xx_endpoint: str) -> None:
         list(GenerativeDrafter(settings).draft("What happened?", corpus_passages(1)))
     with pytest.raises(ModelUnavailable, match="HTTP 503"):
         llm_health(settings)
+
+
+@pytest.fixture
+def fake_dropping_endpoint() -> Iterator[str]:
+    """FAKE endpoint: starts a streamed chat completion, then closes the connection midway."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    srv.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except (TimeoutError, OSError):
+                continue
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n"
+                )
+                delta = {"role": "assistant", "content": "A first sentence. "}
+                chunk = {
+                    "id": "x",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": "m",
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+                }
+                event = f"data: {json.dumps(chunk)}\n\n".encode()
+                conn.sendall(f"{len(event):x}\r\n".encode() + event + b"\r\n")
+                # No terminating chunk: the body ends mid-stream.
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}/v1"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        srv.close()
+
+
+def test_a_stream_cut_midway_raises_model_unavailable(fake_dropping_endpoint: str) -> None:
+    settings = offline_settings(fake_dropping_endpoint, llm_timeout_s=5)
+    got: list[str] = []
+    with pytest.raises(ModelUnavailable, match="broke off mid-answer"):
+        got.extend(GenerativeDrafter(settings).draft("What happened?", corpus_passages(1)))
+    assert got == ["A first sentence. "]
 
 
 # --- the real model -----------------------------------------------------------------------------
