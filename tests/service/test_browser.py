@@ -100,10 +100,11 @@ def test_upload_through_the_ui(page: Any, live: LiveServer, tmp_path: Path) -> N
     doc = tmp_path / "ui-upload-heron.md"
     doc.write_text("# Heron survey\n\nThe 2019 survey counted 412 grey herons at Lake Vessaro.\n")
     page.set_input_files("#gqa-files input[type=file]", str(doc))
-    # The name shows while the file is still uploading; the value is set only once it is done.
+    # The name shows while the file is still uploading; the value is set only once it is done,
+    # when the file is listed (stem and extension apart) without the uploading notice.
     page.wait_for_function(
         "() => { const el = document.querySelector('#gqa-files');"
-        " return el.innerText.includes('ui-upload-heron.md') && !el.querySelector('.uploading'); }"
+        " return el.innerText.includes('ui-upload-heron') && !el.querySelector('.uploading'); }"
     )
     page.click("#gqa-upload")
     page.wait_for_function(
