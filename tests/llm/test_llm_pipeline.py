@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,45 +27,12 @@ QUESTIONS = [
     "Where were the Russian warplanes launched from in August 2016?",
     "When was the ceasefire announced?",
 ]
-NUMBER_WORDS = [
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-    "twenty",
-    "thirty",
-    "forty",
-    "fifty",
-    "sixty",
-    "seventy",
-    "eighty",
-    "ninety",
-    "hundred",
-    "hundreds",
-    "thousand",
-    "thousands",
-    "million",
-    "millions",
-    "billion",
-    "billions",
-    "dozen",
-    "dozens",
-]
-_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?|\b(?:" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
+_NUMBER_WORDS = (
+    r"two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+    r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|"
+    r"ninety|hundreds?|thousands?|millions?|billions?|dozens?"
+)
+_NUMBER = re.compile(rf"\d[\d,]*(?:\.\d+)?|\b(?:{_NUMBER_WORDS})\b", re.IGNORECASE)
 
 
 def numbers(text: str) -> set[str]:
@@ -77,17 +45,6 @@ def absent_numbers(claim: str, evidence: str) -> set[str]:
     return {n for n in numbers(claim) if n not in have}
 
 
-@pytest.fixture(scope="session")
-def generative_qa(
-    default_settings: IndexSettings, default_index: Index, llm_settings: Settings
-) -> QA:
-    settings = Settings(
-        **{**default_settings.model_dump(), **llm_settings.model_dump(include=_LLM_FIELDS)},
-        _env_file=None,  # type: ignore[call-arg]
-    )
-    return QA(settings, index=default_index)
-
-
 _LLM_FIELDS = {
     "mode",
     "llm_base_url",
@@ -96,6 +53,20 @@ _LLM_FIELDS = {
     "llm_context_chars",
     "llm_timeout_s",
 }
+
+
+def make_qa(base: IndexSettings, index: Index, llm: Settings, **overrides: object) -> QA:
+    values: dict[str, Any] = {**base.model_dump(), **llm.model_dump(include=_LLM_FIELDS)}
+    values.update(overrides)
+    return QA(Settings(_env_file=None, **values), index=index)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def generative_qa(
+    default_settings: IndexSettings, default_index: Index, llm_settings: Settings
+) -> QA:
+    """The product configuration: verifier and abstention on."""
+    return make_qa(default_settings, default_index, llm_settings)
 
 
 def source_text(settings: Settings, source: str) -> str:
@@ -158,6 +129,7 @@ def test_the_verifier_strips_or_abstains_on_invented_figures(generative_qa: QA) 
         print(
             f"  verified:  {answer.answer!r} (abstained={answer.abstained}, reason={answer.reason})"
         )
+        print(f"  timings ms: {answer.timings}")
         for c in answer.sentences:
             print(f"    [{c.action}] {c.text!r} support={c.support:.2f} {c.reason or ''}")
         check_grounded(generative_qa, answer)
@@ -168,6 +140,26 @@ def test_the_verifier_strips_or_abstains_on_invented_figures(generative_qa: QA) 
         print(f"  - {text!r}: {reason}")
     # Without an invented figure in some draft this test would prove nothing about the verifier.
     assert invented, "the model invented no figure on any question: the scenario did not happen"
+
+
+@pytest.mark.llm
+def test_the_verifier_alone_keeps_what_the_quotes_state(
+    default_settings: IndexSettings, default_index: Index, llm_settings: Settings
+) -> None:
+    # With the abstention model off, only the verifier stands between draft and user: the
+    # sentences it keeps must carry exact quotes stating their figures.
+    qa = make_qa(default_settings, default_index, llm_settings, abstain=False)
+    kept = 0
+    print()
+    for question in QUESTIONS[1:3]:
+        draft, answer = ask_streaming(qa, question)
+        print(f"Q: {question}\n  raw draft: {draft!r}\n  verified:  {answer.answer!r}")
+        for c in answer.citations:
+            print(f"    [{c.n}] {c.source}[{c.start}:{c.end}] {c.quote!r}")
+        check_grounded(qa, answer)
+        kept += sum(c.action != "removed" for c in answer.sentences) if not answer.abstained else 0
+    # Otherwise the citation checks above never ran on a kept sentence.
+    assert kept, "no draft sentence survived verification: nothing was checked"
 
 
 @pytest.mark.llm
