@@ -222,6 +222,10 @@ def test_compose_topology_without_docker(topology: tuple[str, dict[str, Any], Pa
         assert rid == "compose-check-1"
 
     # Structured logs: every line on stderr is a JSON object; the access line carries the id.
+    # It is written just after the response is sent, so wait for it to reach the file.
+    deadline = time.monotonic() + 30
+    while "compose-check-1" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
     records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     access = [r for r in records if r.get("logger") == "groundqa.access"]
     hit = next(r for r in access if r.get("request_id") == "compose-check-1")
