@@ -242,7 +242,7 @@ class LLMCondenser:
         return self._chain
 
     def condense(self, question: str, history: Sequence[Turn]) -> str:
-        """The standalone question; the follow-up itself if the model's reply holds no question."""
+        """The standalone question; the heuristic rewrite if the model's reply holds none."""
         if not history:
             return question
         chain = self._runnable()
@@ -250,14 +250,22 @@ class LLMCondenser:
             raw = chain.invoke({"question": question, "chat_history": format_history(history)})
         except _endpoint_errors() as exc:
             raise _unavailable(exc, self._settings) from exc
-        return clean_condensed(raw) or question
+        standalone = clean_condensed(raw)
+        if not standalone:
+            # Small models often answer instead of rewriting; the model-free rewrite still
+            # carries the history's names into the query.
+            from service.condense import HeuristicCondenser
+
+            log.info("condense: no question in the LLM's reply %r; using the heuristic", raw[:200])
+            return HeuristicCondenser().condense(question, history)
+        return standalone
 
 
 def clean_condensed(raw: str) -> str:
     """The first line of the model's reply that is a question, without a label or quotes.
 
     Small models often answer instead of rewriting; an answer must not become the retrieval
-    query, so a reply without a question yields "" (and the caller keeps the follow-up).
+    query, so a reply without a question yields "".
     """
     for line in raw.strip().splitlines():
         line = _PREFIX.sub("", line).strip().strip("\"'“”").strip()

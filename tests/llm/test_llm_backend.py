@@ -221,6 +221,51 @@ def test_a_stream_cut_midway_raises_model_unavailable(fake_dropping_endpoint: st
     assert got == ["A first sentence. "]
 
 
+class _FakeAnsweringHandler(http.server.BaseHTTPRequestHandler):
+    """FAKE endpoint: every chat completion is an answer, never a rewritten question."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        message = {"role": "assistant", "content": "Russia wanted a stable government."}
+        body = json.dumps(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "m",
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_condense_falls_back_to_the_heuristic_when_the_model_answers_instead() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeAnsweringHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        settings = offline_settings(f"http://127.0.0.1:{server.server_address[1]}/v1")
+        history = [
+            Turn(role="user", content="Why did Iran object to the Hamadan Airbase deal?"),
+            Turn(role="assistant", content="Its constitution bans foreign bases [1]."),
+        ]
+        standalone = LLMCondenser(settings).condense("And what did Russia want?", history)
+    finally:
+        server.shutdown()
+        server.server_close()
+    print(f"\n[condense fallback] {standalone!r}")
+    assert "stable government" not in standalone  # the model's answer never becomes the query
+    assert standalone != "And what did Russia want?"
+    assert "Hamadan" in standalone or "Iran" in standalone
+
+
 # --- the real model -----------------------------------------------------------------------------
 
 
