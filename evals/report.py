@@ -54,6 +54,14 @@ def failure_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return [i for i in summary["items"] if i["score"] < 1]
 
 
+def _got(item: dict[str, Any]) -> str:
+    if item["error"]:
+        return str(item["error"])
+    if item["abstained"]:
+        return f"(abstained: {item.get('reason') or 'no reason given'})"
+    return str(item["got"])
+
+
 def _cites(item: dict[str, Any]) -> str:
     return ", ".join(f"[{c['n']}] {c['source']} ({c['support']:.2f})" for c in item["citations"])
 
@@ -79,7 +87,7 @@ def print_summary(summary: dict[str, Any], console: Console, *, max_failures: in
             item["outcome"],
             item["question"],
             item["expected"],
-            (item["error"] or item["got"])[:300],
+            _got(item)[:300],
             _cites(item),
         )
     console.print(ft)
@@ -134,7 +142,7 @@ def markdown(summary: dict[str, Any], verdict: Verdict | None = None) -> str:
             "|---|---|---|---|---|---|---|",
         ]
         for i in fails:
-            got = i["error"] or i["got"]
+            got = _got(i)
             row = [i["id"], i["category"], i["outcome"], i["question"], i["expected"]]
             row += [got, _cites(i)]
             lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")

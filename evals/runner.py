@@ -52,6 +52,8 @@ class ItemResult:
     short_answer: str | None = None
     standalone_question: str = ""
     abstained: bool = False
+    reason: str | None = None  # the pipeline's reason for abstaining
+    confidence: float | None = None
     correct: bool = False
     exact_match: float = 0.0
     f1: float = 0.0
@@ -100,6 +102,8 @@ def score_answer(
         short_answer=answer.short_answer,
         standalone_question=answer.standalone_question,
         abstained=answer.abstained,
+        reason=answer.reason,
+        confidence=answer.confidence,
         latency_ms=latency_ms,
     )
     if item.answerable:
