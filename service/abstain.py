@@ -8,7 +8,9 @@ answer whatever the probability, because no amount of topical similarity fixes t
 * the question asks for a type of span (a year, a number, a name, a place) that the answer
   sentence does not contain ("no_answer_type");
 * the question qualifies a noun with a name ("Iranian officers") and the answer sentence
-  mentions that noun only with other qualifiers ("entity_conflict").
+  mentions that noun only with other qualifiers ("entity_conflict");
+* optionally (when held-out data shows it pays), a name of the question appears neither in
+  the answer sentence nor in the one before it ("name_missing").
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -63,25 +66,38 @@ class Decision:
     reason: str | None
 
 
-def conflicts(q: tx.QuestionInfo, sentence: str) -> int:
-    """Question nouns qualified by a name ("Iranian officers") that the sentence mentions only
-    in clauses where that name does not occur ("Russia sent four officers")."""
+def conflicts(q: tx.QuestionInfo, sentence: str | Sequence[str]) -> int:
+    """Question nouns qualified by a one-word name ("Iranian officers") that the sentence
+    mentions only in clauses naming someone else instead ("Russia sent four officers").
+
+    Multi-word names ("the Wadi Barada valley"), abbreviations and compounds are left alone:
+    the evidence rephrases those too freely for a word-level check.
+    """
+    texts = [sentence] if isinstance(sentence, str) else list(sentence)
     count = 0
-    toks = tx.words(sentence)
     for mod in q.modified:
-        head = tx.stem(mod.head)
-        places = [s for w, s, _ in toks if tx.stem(w) == head]
-        if not places:
+        if len(mod.modifiers) != 1 or "-" in mod.modifiers[0] or len(mod.modifiers[0]) < 3:
             continue
-        ok = False
+        name = mod.modifiers[0]
+        head = tx.stem(mod.head)
+        # The first text (the answer sentence, then its predecessor) that mentions the noun.
+        for sentence in texts:
+            places = [s for w, s, _ in tx.words(sentence) if tx.stem(w) == head and w[:1].islower()]
+            if places:
+                break
+        else:
+            continue
+        rivals = 0
         for at in places:
             lo = max((m.end() for m in _CLAUSE.finditer(sentence, 0, at)), default=0)
             hi = next((m.start() for m in _CLAUSE.finditer(sentence, at)), len(sentence))
-            clause = [w for w, _, _ in tx.words(sentence[lo:hi])]
-            if all(any(tx.entity_match(m, w) for w in clause) for m in mod.modifiers):
-                ok = True
+            clause = tx.words(sentence[lo:hi])
+            if any(tx.entity_match(name, w) for w, _, _ in clause):
+                rivals = 0
                 break
-        count += 0 if ok else 1
+            others = [w for w, _, _ in clause if w[:1].isupper() and w.lower() not in tx.STOPWORDS]
+            rivals += bool(others)
+        count += 1 if rivals else 0
     return count
 
 
@@ -96,7 +112,7 @@ def text_features(q: tx.QuestionInfo, texts: list[str]) -> dict[str, float]:
     names = q.entities
     missing = sum(1 for e in names if not any(tx.entity_match(e, w) for w in words))
     return {
-        "conflicts": float(min(2, sum(conflicts(q, t) for t in texts))),
+        "conflicts": float(min(2, conflicts(q, texts[::-1]))),
         "negation_mismatch": float(bool(_NEGATION.search(q.text)) and not _NEGATION.search(ctx)),
         "number_missing": float(any(n not in lower for n in numbers)),
         "names_missing_context": missing / len(names) if names else 0.0,
@@ -155,6 +171,15 @@ def features(ev: Evidence, chosen: Sentence | None, support: float) -> dict[str,
     return f
 
 
+# Veto reason -> the feature that triggers it when positive.
+VETOES: dict[str, str] = {
+    "no_answer_type": "type_missing",
+    "entity_conflict": "conflicts",
+    "name_missing": "names_missing_context",
+}
+DEFAULT_VETOES = ("no_answer_type", "entity_conflict")
+
+
 @dataclass(frozen=True, slots=True)
 class Model:
     names: tuple[str, ...]
@@ -163,7 +188,7 @@ class Model:
     coef: tuple[float, ...]
     intercept: float
     threshold: float
-    vetoes: bool
+    vetoes: tuple[str, ...]  # reasons in VETOES that apply whatever the probability
 
     def probability(self, f: dict[str, float]) -> float:
         z = self.intercept
@@ -180,7 +205,7 @@ class Model:
             coef=tuple(data["coef"]),
             intercept=float(data["intercept"]),
             threshold=float(data["threshold"]),
-            vetoes=bool(data.get("vetoes", True)),
+            vetoes=tuple(data.get("vetoes", DEFAULT_VETOES)),
         )
 
 
@@ -189,13 +214,20 @@ def load_model(path: Path = MODEL_PATH) -> Model:
     return Model.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+def vetoed(f: dict[str, float], vetoes: Sequence[str]) -> str | None:
+    """The first veto among ``vetoes`` that the features trigger."""
+    for reason in vetoes:
+        if f.get(VETOES[reason], 0.0) > 0:
+            return reason
+    return None
+
+
 def decide(f: dict[str, float], model: Model, threshold: float | None = None) -> Decision:
     """P(correct) and the verdict; ``threshold`` overrides the model's."""
     p = model.probability(f)
-    if model.vetoes and f["type_missing"] > 0:
-        return Decision(p, True, "no_answer_type")
-    if model.vetoes and f["conflicts"] > 0:
-        return Decision(p, True, "entity_conflict")
+    reason = vetoed(f, model.vetoes)
+    if reason:
+        return Decision(p, True, reason)
     t = model.threshold if threshold is None else threshold
     if p < t:
         return Decision(p, True, "low_confidence")
