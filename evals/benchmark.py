@@ -139,6 +139,8 @@ def run(
     on_item: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Ingest every paragraph of ``path`` into a separate collection, ask, and score."""
+    # Taken before the run: the code that answers is the code checked out now.
+    commit, started = git_commit(Path(__file__).resolve().parent), time.gmtime()
     paragraphs, questions = load(path)
     bench = squad_settings(settings, path)
     materialize(paragraphs, bench.corpus_dir)
@@ -162,8 +164,8 @@ def run(
             "mode": mode or settings.mode,
             "collection": bench.collection,
             "chunks": report.chunks_total,
-            "commit": git_commit(Path(__file__).resolve().parent),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "commit": commit,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", started),
         },
         "metrics": summarize(results),
         "items": [asdict(r) for r in results],

@@ -52,6 +52,8 @@ def run_set(
 ) -> dict[str, Any]:
     """Ingest the configured corpus (incremental), ask every item, and summarise."""
     items = load_set(set_path)
+    # Recorded before the run: the code that answers is the code checked out now.
+    about = meta(set_path, len(items), settings, mode or settings.mode)
     qa = qa or _qa(settings)
     with _progress(console) as bar:
         task = bar.add_task("ingesting corpus", total=None)
@@ -79,7 +81,7 @@ def run_set(
             on_item=lambda _: bar.advance(task),
         )
     summary = summarize(results, faithfulness=judge is not None)
-    return {"meta": meta(set_path, len(items), settings, mode or settings.mode), **summary}
+    return {"meta": about, **summary}
 
 
 def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings]) -> None:
