@@ -51,6 +51,12 @@ def _first_line(text: str) -> str:
     return ""
 
 
+def one_line(reason: str, limit: int = 300) -> str:
+    """A reason squeezed onto one line, short enough for a CLI summary."""
+    flat = " ".join(reason.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def _newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
@@ -174,7 +180,15 @@ def parse(data: bytes, source: str, doc_hash: str | None = None) -> Document:
         raise DocumentError(source, f"unsupported file type {suffix or '(none)'}")
     if not data.strip():
         raise DocumentError(source, "empty file")
-    text, title, page_starts = loader(data, source)
+    try:
+        text, title, page_starts = loader(data, source)
+    except DocumentError as exc:
+        raise DocumentError(source, one_line(exc.reason)) from exc
+    except Exception as exc:
+        # Parsers raise all sorts on malformed input; one bad file must not stop an ingest.
+        raise DocumentError(
+            source, one_line(f"cannot parse ({type(exc).__name__}: {exc})")
+        ) from exc
     if not text.strip():
         raise DocumentError(source, "no extractable text")
     return Document(
