@@ -11,6 +11,11 @@ Layout for a logical collection ``C``:
 The active pointer moves to a new physical collection only once it is complete, so a failed
 rebuild leaves the old one serving. The version stamp changes on every write, so a process can
 notice that another one changed the collection and refresh its keyword index.
+
+The embedded store serves one process: Chroma keeps each process's vector index in memory, so
+vectors another process adds stay invisible to dense queries here until restart (measured with
+chromadb 1.5). Processes that share an index, such as an API server and a separate
+``groundqa ingest``, should share a Chroma server (``chroma_url``).
 """
 
 from __future__ import annotations
