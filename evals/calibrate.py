@@ -319,9 +319,10 @@ def main(argv: list[str] | None = None) -> int:
         }
     # The default vetoes stay on: a question asking for a year the evidence lacks, or about
     # "Iranian officers" when the evidence speaks of Russian ones, is not answered whatever
-    # the probability. The name veto joins only if it pays on the held-out articles.
+    # the probability. The name veto ("Russia" asked, only Iran in the evidence) joins unless
+    # it costs more than 0.01 of score on the held-out articles.
     chosen = variants["default"]
-    if held["vetoes_default+name_missing"]["score"] > held["vetoes_default"]["score"]:
+    if held["vetoes_default+name_missing"]["score"] >= held["vetoes_default"]["score"] - 0.01:
         chosen = variants["default+name_missing"]
 
     # Final model: all articles; threshold from out-of-fold probabilities.

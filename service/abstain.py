@@ -9,8 +9,8 @@ answer whatever the probability, because no amount of topical similarity fixes t
   sentence does not contain ("no_answer_type");
 * the question qualifies a noun with a name ("Iranian officers") and the answer sentence
   mentions that noun only with other qualifiers ("entity_conflict");
-* optionally (when held-out data shows it pays), a name of the question appears neither in
-  the answer sentence nor in the one before it ("name_missing").
+* optionally (unless held-out data shows it costs), a name of the question appears nowhere
+  in the passage the answer comes from ("name_missing").
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def conflicts(q: tx.QuestionInfo, sentence: str | Sequence[str]) -> int:
         head = tx.stem(mod.head)
         # The first text (the answer sentence, then its predecessor) that mentions the noun.
         for sentence in texts:
-            places = [s for w, s, _ in tx.words(sentence) if tx.stem(w) == head and w[:1].islower()]
+            places = [s for w, s, _ in tx.words(sentence) if tx.stem(w) == head and s > 0]
             if places:
                 break
         else:
@@ -149,7 +149,8 @@ def features(ev: Evidence, chosen: Sentence | None, support: float) -> dict[str,
     f["type_missing"] = 1.0 if q.type_required and not chosen.type_spans else 0.0
     f.update(text_features(q, [s.text for s in _before(ev, chosen)]))
     passage_text = ev.passages[chosen.passage].text
-    passage_words = [w for w, _, _ in tx.words(passage_text) if w[:1].isupper()]
+    # every word, not just capitalised ones: "al-Assad" names Assad
+    passage_words = [w for w, _, _ in tx.words(passage_text)]
     if q.entities:
         missing = sum(
             1 for e in q.entities if not any(tx.entity_match(e, w) for w in passage_words)
@@ -175,7 +176,7 @@ def features(ev: Evidence, chosen: Sentence | None, support: float) -> dict[str,
 VETOES: dict[str, str] = {
     "no_answer_type": "type_missing",
     "entity_conflict": "conflicts",
-    "name_missing": "names_missing_context",
+    "name_missing": "names_missing",
 }
 DEFAULT_VETOES = ("no_answer_type", "entity_conflict")
 
