@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +14,7 @@ from index import Index
 from index.embedding import Embedder
 from index.errors import IndexEmpty, IndexUnavailable
 from index.settings import IndexSettings
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
 
 MakeSettings = Callable[..., IndexSettings]
 
@@ -73,7 +75,18 @@ def test_replica_keyword_index_catches_up(
     assert all(h.keyword_rank is None for h in reader.search("quokkabridge", 5))
 
     (corpus / "b.txt").write_text("Bridges\n\nThe quokkabridge spans the northern gorge.")
-    writer.ingest()
+    # The change comes from another OS process, as from another replica.
+    code = (
+        "import sys; from pathlib import Path; from index import Index; "
+        "from index.settings import IndexSettings; "
+        "Index(IndexSettings(corpus_dir=Path(sys.argv[1]), data_dir=Path(sys.argv[2]), "
+        "chroma_url=sys.argv[3], collection=sys.argv[4])).ingest()"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(corpus), str(tmp_path / "other"), chroma_server, name],
+        check=True,
+        cwd=ROOT,
+    )
     hits = reader.search("quokkabridge", 5)
     assert hits and hits[0].chunk.source == "b.txt" and hits[0].keyword_rank == 0
 
