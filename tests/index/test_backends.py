@@ -57,9 +57,9 @@ def test_unreachable_server_is_index_unavailable(make_settings: MakeSettings) ->
 def test_replica_keyword_index_catches_up(
     chroma_server: str, make_settings: MakeSettings, embedder: Embedder, tmp_path: Path
 ) -> None:
-    """Two replicas (separate Index objects and data dirs, so separate BM25 files) share one
-    Chroma server; when one ingests, the other notices the version stamp and rebuilds its BM25
-    index from the documents Chroma holds."""
+    """Replicas with their own data dirs (so their own BM25 files) share one Chroma server; when
+    another process ingests, this one notices the version stamp and rebuilds its BM25 index from
+    the documents Chroma holds."""
     corpus = tmp_path / "shared-corpus"
     corpus.mkdir()
     (corpus / "a.txt").write_text("Harbours\n\nThe harbour master logs every ship at dawn.")
