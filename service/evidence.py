@@ -278,6 +278,10 @@ class QueryCache:
     def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
 
+    def clear(self) -> None:
+        with self._memo_lock:
+            self._memo.clear()
+
     def encode(self, texts: list[str]) -> np.ndarray:
         if len(texts) != 1:
             return self._inner.encode(texts)
