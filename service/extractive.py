@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from service import text as tx
@@ -47,19 +47,31 @@ def short_answer(ev: Evidence, chosen: Sequence[Sentence]) -> str | None:
     if ev.question.answer_type == "other":
         return None
     terms = set(ev.question.terms)
+
+    def asked(word: str) -> bool:
+        return tx.stem(word) in terms or any(tx.entity_match(word, e) for e in ev.question.entities)
+
     for s in chosen:
-        if not s.type_spans:
+        # The question's own words are not the answer: "Iranian Foreign Minister Mohammad
+        # Javad Zarif" answers "Who is the Iranian foreign minister?" with the name alone.
+        spans = [sp for sp in (_trim(s.text, sp, asked) for sp in s.type_spans) if sp]
+        if not spans:
             continue
-        anchors = [
-            (a + b) / 2
-            for w, a, b in tx.words(s.text)
-            if tx.stem(w) in terms or any(tx.entity_match(w, e) for e in ev.question.entities)
-        ]
+        anchors = [(a, b) for w, a, b in tx.words(s.text) if asked(w)]
         if not anchors:
-            return s.text[s.type_spans[0][0] : s.type_spans[0][1]]
-        best = min(s.type_spans, key=lambda sp: min(abs((sp[0] + sp[1]) / 2 - a) for a in anchors))
+            return s.text[spans[0][0] : spans[0][1]]
+        # Edge-to-edge gap, so a long span right beside the question's words wins.
+        best = min(spans, key=lambda sp: min(max(0, a - sp[1], sp[0] - b) for a, b in anchors))
         return s.text[best[0] : best[1]]
     return None
+
+
+def _trim(text: str, span: tuple[int, int], asked: Callable[[str], bool]) -> tuple[int, int] | None:
+    """``span`` without the question's words at either edge; None when nothing else is left."""
+    inside = [(a, b) for w, a, b in tx.words(text[span[0] : span[1]]) if not asked(w)]
+    if not inside:
+        return None
+    return span[0] + inside[0][0], span[0] + inside[-1][1]
 
 
 def compose(ev: Evidence) -> Draft:

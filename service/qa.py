@@ -8,6 +8,7 @@ evals all call :class:`QA`.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from service.verify import Verified, unverified, verify
 if TYPE_CHECKING:
     from index import Index
     from service.settings import Settings
+
+log = logging.getLogger(__name__)
 
 RELATED_PASSAGES = 3
 
@@ -137,7 +140,18 @@ class QA:
     # Stages --------------------------------------------------------------------------------
 
     def _condense(self, s: State) -> State:
-        s.standalone = self.condenser().condense(s.question, s.history) if s.history else s.question
+        if not s.history:
+            s.standalone = s.question
+            return s
+        try:
+            s.standalone = self.condenser().condense(s.question, s.history)
+        except ModelUnavailable as exc:
+            # Extractive answers need no LLM, so a dead endpoint must not take them down with
+            # it; generative answers would fail at the draft anyway, so say so now.
+            if s.mode != "extractive":
+                raise
+            log.warning("LLM condense failed, using the heuristic condenser: %s", exc)
+            s.standalone = HeuristicCondenser().condense(s.question, s.history)
         return s
 
     def _retrieve(self, s: State) -> State:

@@ -129,3 +129,26 @@ def test_empty_question_is_refused(qa: QA) -> None:
 
     with pytest.raises(ConfigError):
         qa.ask("   ")
+
+
+def test_dead_llm_endpoint_does_not_break_extractive_follow_ups(
+    qa: QA, qa_settings: Settings
+) -> None:
+    from index.errors import ModelUnavailable
+    from tests.conftest import free_port
+
+    closed = f"http://127.0.0.1:{free_port()}/v1"
+    history = [
+        Turn(role="user", content="What is happening in Wadi Barada?"),
+        Turn(role="assistant", content="Assaults by Iranian troops have continued there [1]."),
+    ]
+    extractive = QA(qa_settings.model_copy(update={"llm_base_url": closed}), index=qa.index)
+    a = extractive.ask("Who was barred from it?", history)
+    assert "Wadi Barada" in a.standalone_question  # the heuristic condenser took over
+
+    generative = QA(
+        qa_settings.model_copy(update={"llm_base_url": closed, "llm_timeout_s": 5.0}),
+        index=qa.index,
+    )
+    with pytest.raises(ModelUnavailable):
+        generative.ask("Who was barred from it?", history, mode="generative")
