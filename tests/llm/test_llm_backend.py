@@ -23,7 +23,7 @@ from service.llm import (
 )
 from service.result import ABSTAIN_ANSWER, Passage, Turn
 from service.settings import Settings
-from tests.llm.conftest import free_port
+from tests.conftest import free_port
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 

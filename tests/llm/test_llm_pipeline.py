@@ -19,7 +19,7 @@ from index.settings import IndexSettings
 from service.qa import QA
 from service.result import ABSTAIN_ANSWER, Answer, Turn
 from service.settings import Settings
-from tests.llm.conftest import free_port
+from tests.conftest import free_port
 
 QUESTIONS = [
     "What is the population of Damascus?",  # not in the corpus: must end in an abstention

@@ -13,8 +13,7 @@ from service.app import create_app
 from service.qa import QA
 from service.result import Answer
 from service.settings import Settings
-from tests.llm.conftest import MODEL_ALIAS, LlamaServer
-from tests.llm.conftest import llama_server as llama_server  # the session fixture
+from tests.llama import MODEL_ALIAS, LlamaServer
 from tests.service.conftest import QUESTION, LiveServer, service_settings
 from tests.service.test_api import sse_events
 
