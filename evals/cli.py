@@ -132,6 +132,16 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
             _squad(settings, squad, chosen, limit, seed, predictions, json_out, report_out, err)
             return
 
+        if (
+            update_baseline
+            and set_path.resolve() != DEFAULT_SET.resolve()
+            and baseline.resolve() == gates.BASELINE.resolve()
+        ):
+            # The committed baseline belongs to the default set; keep other sets' apart.
+            raise typer.BadParameter(
+                "give --baseline FILE to record a baseline for another eval set",
+                param_hint="--update-baseline",
+            )
         summary = run_set(settings, set_path, chosen, err)
         if update_baseline:
             report.write_json(baseline, summary)
