@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -11,16 +10,12 @@ from pathlib import Path
 
 import pytest
 import typer
-from rich.console import Console
 from typer.testing import CliRunner
 
-from evals import gate
-from evals.cli import register, run_set
-from evals.dataset import DEFAULT_SET
+from evals.cli import register
 from evals.faithful import verifier_judge
 from index import Index
 from index.embedding import Embedder
-from service.qa import QA
 from service.result import Answer, Citation
 from service.settings import Settings
 
@@ -39,43 +34,46 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def test_gate_fails_when_verification_and_abstention_are_switched_off(
-    eval_settings: Settings, embedder: Embedder
-) -> None:
-    broken = eval_settings.model_copy(update={"verify": False, "abstain": False})
-    qa = QA(broken, index=Index(broken, embedder=embedder))
-    summary = run_set(broken, DEFAULT_SET, None, Console(file=io.StringIO()), qa=qa)
-    verdict = gate.check(summary, gate.load_thresholds(), gate.load_baseline())
-    assert not verdict.passed
-    named = {f.split(" ")[0] for f in verdict.failures}
-    assert {"abstention.rate_unanswerable", "score"} <= named, verdict.failures
-    # The items that went from abstaining to answering are named by id.
-    flipped = {f.id for f in verdict.flips if f.worse and f.after == "answered"}
-    assert "u-inj-france" in flipped or "u-off-capital" in flipped, verdict.flips
-
-
-def test_groundqa_eval_gate_passes_on_the_real_system(tmp_path: Path, corpus_copy: Path) -> None:
-    env = _clean_env(
-        GROUNDQA_CORPUS_DIR=str(corpus_copy),
-        GROUNDQA_DATA_DIR=str(tmp_path / "data"),
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        ANONYMIZED_TELEMETRY="False",
-        COLUMNS="200",
-    )
-    out = subprocess.run(
+def _eval_gate(tmp_path: Path, corpus: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``groundqa eval --gate`` on the default set in a fresh data dir, as CI runs it."""
+    return subprocess.run(
         [str(GROUNDQA), "eval", "--gate", "--json", "run.json", "--report", "run.md"],
         cwd=tmp_path,
-        env=env,
+        env=_clean_env(
+            GROUNDQA_CORPUS_DIR=str(corpus),
+            GROUNDQA_DATA_DIR=str(tmp_path / "data"),
+            HF_HUB_OFFLINE="1",
+            TRANSFORMERS_OFFLINE="1",
+            ANONYMIZED_TELEMETRY="False",
+            **env,
+        ),
         capture_output=True,
         text=True,
         timeout=900,
     )
+
+
+def test_groundqa_eval_gate_passes_on_the_real_system(tmp_path: Path, corpus_copy: Path) -> None:
+    out = _eval_gate(tmp_path, corpus_copy)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     assert "gate passed" in out.stdout
     summary = json.loads((tmp_path / "run.json").read_text())
     assert summary["meta"]["items"] == len(summary["items"]) > 0
     assert "## Failures" in (tmp_path / "run.md").read_text()
+
+
+def test_groundqa_eval_gate_fails_without_verification_and_abstention(
+    tmp_path: Path, corpus_copy: Path
+) -> None:
+    out = _eval_gate(tmp_path, corpus_copy, GROUNDQA_VERIFY="false", GROUNDQA_ABSTAIN="false")
+    assert out.returncode == 1, out.stdout[-4000:] + out.stderr[-4000:]
+    failed = out.stdout.split("gate FAILED", 1)[1]
+    for metric in ("abstention.rate_unanswerable", "score", "citations.precision"):
+        assert f"  - {metric} = " in failed, (metric, failed)
+    # The items that went from abstaining to answering are named by id.
+    assert "flipped: u-inj-france (injection): abstained -> answered" in out.stdout
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert summary["meta"]["verify"] is False and summary["meta"]["abstain"] is False
 
 
 def test_faithfulness_judge_uses_the_cited_quote(embedder: Embedder) -> None:
