@@ -6,7 +6,7 @@ import logging
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -26,13 +26,21 @@ app = typer.Typer(
 @app.callback()
 def _root(
     ctx: typer.Context,
-    corpus_dir: Annotated[Path | None, typer.Option(help="Documents folder [GROUNDQA_CORPUS_DIR].")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Index state folder [GROUNDQA_DATA_DIR].")] = None,
-    collection: Annotated[str | None, typer.Option(help="Chroma collection [GROUNDQA_COLLECTION].")] = None,
-    chroma_url: Annotated[str | None, typer.Option(help="Chroma server URL [GROUNDQA_CHROMA_URL].")] = None,
+    corpus_dir: Annotated[
+        Path | None, typer.Option(help="Documents folder [GROUNDQA_CORPUS_DIR].")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Index state folder [GROUNDQA_DATA_DIR].")
+    ] = None,
+    collection: Annotated[
+        str | None, typer.Option(help="Chroma collection [GROUNDQA_COLLECTION].")
+    ] = None,
+    chroma_url: Annotated[
+        str | None, typer.Option(help="Chroma server URL [GROUNDQA_CHROMA_URL].")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
 ) -> None:
-    overrides = {
+    overrides: dict[str, Any] = {
         k: v
         for k, v in {
             "corpus_dir": corpus_dir,
@@ -42,7 +50,10 @@ def _root(
         }.items()
         if v is not None
     }
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         ctx.obj = Settings(**overrides)
     except ValidationError as exc:

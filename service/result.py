@@ -27,7 +27,9 @@ class Citation(BaseModel):
     start: int = Field(ge=0, description="Character offset of the quote in the source document.")
     end: int = Field(ge=0)
     quote: str
-    support: float = Field(ge=0.0, le=1.0, description="How strongly the quote supports the sentence(s) citing it.")
+    support: float = Field(
+        ge=0.0, le=1.0, description="How strongly the quote supports the sentence(s) citing it."
+    )
     page: int | None = None
 
 
@@ -66,7 +68,9 @@ class Answer(BaseModel):
     citations: list[Citation] = Field(default_factory=list)
     related: list[Passage] = Field(default_factory=list)
     sentences: list[SentenceCheck] = Field(default_factory=list)
-    timings: dict[str, float] = Field(default_factory=dict, description="Milliseconds per stage, and 'total'.")
+    timings: dict[str, float] = Field(
+        default_factory=dict, description="Milliseconds per stage, and 'total'."
+    )
 
 
 class StreamEvent(BaseModel):
