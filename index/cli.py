@@ -59,9 +59,10 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], IndexSetti
             f"total {report.chunks_total}; {report.seconds:.1f} s"
             + (" (rebuilt for a new embedding model)" if report.rebuilt else ""),
             highlight=False,
+            soft_wrap=True,  # one line per fact, whatever the terminal width (or a pipe's 80)
         )
         for source, reason in sorted(report.skipped.items()):
-            out.print(f"skipped {source}: {reason}", highlight=False, markup=False)
+            out.print(f"skipped {source}: {reason}", highlight=False, markup=False, soft_wrap=True)
 
     @app.command()
     def sources(
