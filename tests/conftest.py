@@ -13,13 +13,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import shutil
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from index import Index
@@ -85,47 +82,10 @@ def make_settings(tmp_path: Path) -> Iterator[object]:
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``chroma run`` server on 127.0.0.1 (its URL), killed at the end of the session."""
-    path = tmp_path_factory.mktemp("chroma-server")
-    port = free_port()
-    log = (path / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(VENV_BIN / "chroma"),
-            "run",
-            "--path",
-            str(path / "db"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"chroma run exited early; see {path / 'server.log'}")
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("chroma run did not answer its heartbeat within 60 s")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    from tests.procs import ChromaServer
+
+    with ChromaServer(tmp_path_factory.mktemp("chroma-server")) as server:
+        yield server.url
 
 
 # One llama.cpp server for the whole session, shared by tests/llm and tests/service (imported

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.procs import stop, wait_http
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ALIAS = "smollm2"
@@ -95,28 +95,9 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
         started = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
         try:
-            deadline = started + STARTUP_TIMEOUT_S
-            while True:
-                if proc.poll() is not None:
-                    tail = log_path.read_text(errors="replace")[-2000:]
-                    raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}:\n{tail}")
-                try:
-                    if httpx.get(f"{base_url}/models", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"llama_cpp.server not ready in {STARTUP_TIMEOUT_S}s; see {log_path}"
-                    )
-                time.sleep(0.1)
+            wait_http(f"{base_url}/models", proc, timeout=STARTUP_TIMEOUT_S, log=log_path)
             startup = time.monotonic() - started
             print(f"\n[llama server] SmolLM2-135M Q4_1 ready at {base_url} in {startup:.2f}s")
             yield LlamaServer(base_url=base_url, startup_s=startup, log=log_path)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +19,10 @@ from index.embedding import Embedder
 from service.app import create_app
 from service.qa import QA
 from service.settings import Settings
-from tests.conftest import CORPUS, VENV_BIN, free_port
+from tests.conftest import CORPUS, free_port
+from tests.procs import ChromaServer
+
+__all__ = ["QUESTION", "ChromaServer", "LiveServer", "service_settings"]
 
 QUESTION = "Which valley near Damascus was attacked?"
 
@@ -54,52 +55,6 @@ class LiveServer:
     def __exit__(self, *exc: Any) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
-
-
-class ChromaServer:
-    """A real `chroma run` process this test may kill."""
-
-    def __init__(self, path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = (path / "chroma.log").open("wb")
-        self.proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "chroma"),
-                "run",
-                "--path",
-                str(path / "db"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"chroma run exited early; see {path / 'chroma.log'}")
-            try:
-                if httpx.get(f"{self.url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("chroma run did not answer its heartbeat within 60 s")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 def service_settings(corpus: Path, data: Path, **overrides: Any) -> Settings:

@@ -23,7 +23,8 @@ import pytest
 import yaml
 
 from tests.conftest import CORPUS, ROOT, VENV_BIN, free_port
-from tests.service.conftest import QUESTION, ChromaServer
+from tests.procs import ChromaServer, stop, wait_http
+from tests.service.conftest import QUESTION
 
 COMPOSE = ROOT / "docker-compose.yml"
 CONTAINER_PORT = "8000"
@@ -175,29 +176,11 @@ def topology(tmp_path: Path, compose: dict[str, Any]) -> Iterator[tuple[str, dic
             stderr=subprocess.STDOUT,
         )
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"groundqa serve exited: {(tmp_path / 'api.log').read_text()[-3000:]}"
-                )
-            try:
-                if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("groundqa serve was not ready within 300 s")
-            time.sleep(0.5)
+        wait_http(f"{url}/readyz", proc, timeout=300, log=tmp_path / "api.log")
         yield url, api, tmp_path / "api.log"
     finally:
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, timeout=20)
         chroma.stop()
 
 
