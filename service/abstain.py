@@ -131,8 +131,13 @@ def _before(ev: Evidence, s: Sentence) -> list[Sentence]:
     return [x for x in ev.by_passage.get(s.passage, []) if x.index in (s.index - 1, s.index)]
 
 
-def features(ev: Evidence, chosen: Sentence | None, support: float) -> dict[str, float]:
-    """The abstention features of an evidence set and the sentence the answer rests on."""
+def features(
+    ev: Evidence, chosen: Sentence | None, support: float, together: Sequence[Sentence] = ()
+) -> dict[str, float]:
+    """The abstention features of an evidence set and the sentence the answer rests on.
+
+    ``together``: the sentences quoted beside it for the other parts of a compound question
+    ("When was X, and when was Y?"), whose names may come from those sentences' passages."""
     q = ev.question
     f = dict.fromkeys(FEATURES, 0.0)
     f["n_terms"] = math.log1p(len(q.terms))
@@ -155,7 +160,8 @@ def features(ev: Evidence, chosen: Sentence | None, support: float) -> dict[str,
     f["cov_passage"] = ev.passage_coverage[chosen.passage]
     f["type_missing"] = 1.0 if q.type_required and not chosen.type_spans else 0.0
     f.update(text_features(q, [s.text for s in _before(ev, chosen)]))
-    passage_text = ev.passages[chosen.passage].text
+    passages = {chosen.passage, *(x.passage for x in together)}
+    passage_text = " ".join(ev.passages[i].text for i in sorted(passages))
     # every word, not just capitalised ones: "al-Assad" names Assad
     passage_words = [w for w, _, _ in tx.words(passage_text)]
     if q.entities:

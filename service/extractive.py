@@ -39,6 +39,45 @@ def choose(ev: Evidence) -> list[Sentence]:
             continue
         seen.add(key)
         chosen.append(s)
+    return _cover_parts(ev, chosen)
+
+
+# How many of the best sentences may answer a later part of a compound question.
+PART_CANDIDATES = 30
+
+
+def _cover_parts(ev: Evidence, chosen: list[Sentence]) -> list[Sentence]:
+    """Add, for each part of a compound question that the chosen sentences leave unanswered,
+    the sentence that covers most of that part's key terms (at least half of them)."""
+    parts = tx.compound_parts(ev.question.text)
+    if len(parts) < 2:
+        return chosen
+    stems = {id(s): set(tx.content_stems(s.text)) for s in ev.sentences[:PART_CANDIDATES]}
+    stems.update({id(s): set(tx.content_stems(s.text)) for s in chosen})
+    for part in parts:
+        wanted = set(tx.content_stems(part))
+        if not wanted:
+            continue
+        covered = set().union(*(stems[id(s)] for s in chosen))
+        if len(wanted & covered) * 2 >= len(wanted):
+            continue
+        kind = tx.answer_type(part)
+
+        def answers(s: Sentence, wanted: set[str] = wanted, kind: tx.AnswerType = kind) -> bool:
+            # holds a span of the asked-for kind that is more than the part's own words
+            return any(
+                set(tx.content_stems(s.text[a:b])) - wanted
+                for a, b in tx.candidate_spans(s.text, kind)
+            )
+
+        candidates = [s for s in ev.sentences[:PART_CANDIDATES] if s not in chosen]
+        best = max(
+            candidates,
+            key=lambda s: (len(wanted & stems[id(s)]) + answers(s), s.score),
+            default=None,
+        )
+        if best is not None and len(wanted & stems[id(best)]) * 2 >= len(wanted):
+            chosen.append(best)
     return chosen
 
 

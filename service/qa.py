@@ -18,6 +18,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 from index.errors import ConfigError, GroundQAError, ModelUnavailable
 from service import abstain as ab
+from service import text as tx
 from service.condense import HeuristicCondenser
 from service.evidence import Evidence, EvidenceScorer, QueryCache, Sentence
 from service.extractive import ExtractiveDrafter, compose
@@ -49,6 +50,7 @@ class State:
     draft: str = ""
     short_answer: str | None = None
     anchor: Sentence | None = None  # the evidence sentence the answer rests on
+    quoted: list[Sentence] = field(default_factory=list)  # what the extractive answer quotes
     verified: Verified | None = None
     features: dict[str, float] = field(default_factory=dict)
     result: Answer | None = None
@@ -169,6 +171,7 @@ class QA:
             d = compose(s.evidence)
             s.draft, s.short_answer = d.text, d.short_answer
             s.anchor = d.sentences[0] if d.sentences else None
+            s.quoted = d.sentences
         else:
             s.draft = "".join(self.drafter(s.mode).draft(s.standalone, s.context))
         return s
@@ -187,7 +190,9 @@ class QA:
         assert s.evidence is not None and s.verified is not None
         ev, v = s.evidence, s.verified
         anchor = s.anchor if s.mode == "extractive" else _anchor(ev, v)
-        f = s.features = ab.features(ev, anchor, v.support)
+        compound = s.mode == "extractive" and len(tx.compound_parts(s.standalone)) > 1
+        together = s.quoted[1:] if compound else ()
+        f = s.features = ab.features(ev, anchor, v.support, together)
         decision = ab.decide(f, self.model, self.settings.abstain_threshold)
         abstain, reason = decision.abstain, decision.reason
         if not self.settings.abstain:

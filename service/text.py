@@ -339,6 +339,17 @@ def answer_type(question: str) -> AnswerType:
     return "other"
 
 
+_COMPOUND_RE = re.compile(
+    r"(?:,\s*|\s+)(?:and|while)\s+(?=(?:what|which|where|when|who|whom|whose|how|why|in which)\b)",
+    re.IGNORECASE,
+)
+
+
+def compound_parts(question: str) -> list[str]:
+    """The sub-questions of "When was X, and when was Y?"; one part for a simple question."""
+    return [p.strip() for p in _COMPOUND_RE.split(question) if p.strip()]
+
+
 def analyse(question: str) -> QuestionInfo:
     toks = words(question)
     terms: list[str] = []

@@ -152,3 +152,22 @@ def test_dead_llm_endpoint_does_not_break_extractive_follow_ups(
     )
     with pytest.raises(ModelUnavailable):
         generative.ask("Who was barred from it?", history, mode="generative")
+
+
+def test_compound_question_quotes_a_sentence_for_each_part(qa: QA) -> None:
+    from service.extractive import compose
+
+    q = (
+        "Which lawmaker cited the constitution, and which airbase were Russian warplanes "
+        "launched from?"
+    )
+    draft = compose(qa.scorer.score(q, qa.index.search(q, k=20)))
+    assert "Falahatpisheh" in draft.text and "Hamadan" in draft.text
+    # a simple question still gets its one or two best sentences, not one per clause
+    single = compose(
+        qa.scorer.score(
+            "Which lawmaker cited the constitution?",
+            qa.index.search("Which lawmaker cited the constitution?", k=20),
+        )
+    )
+    assert "Falahatpisheh" in single.text and "Hamadan" not in single.text

@@ -117,3 +117,16 @@ def test_condense_carries_names_and_terms_of_earlier_turns() -> None:
     # a self-contained question passes through untouched
     q = "When was the ceasefire in Syria announced?"
     assert c.condense(q, history) == q
+
+
+@pytest.mark.parametrize(
+    ("question", "parts"),
+    [
+        ("When was X founded, and when was Y closed?", 2),
+        ("Who won and who lost?", 2),
+        ("What did Iran and Russia want?", 1),  # "and" joining names, not questions
+        ("What is the capital of France?", 1),
+    ],
+)
+def test_compound_questions_split_at_a_second_question_word(question: str, parts: int) -> None:
+    assert len(tx.compound_parts(question)) == parts
