@@ -36,7 +36,7 @@ from service.llm import DRAFT_SYSTEM, GenerativeDrafter, format_passages
 from service.result import ABSTAIN_ANSWER, Passage
 from service.settings import Settings
 from tests.conftest import free_port
-from tests.llama import MODEL_ALIAS, server_command, smollm2_gguf
+from tests.llama import MODEL_ALIAS, corpus_paragraphs, server_command, smollm2_gguf
 from tests.procs import stop, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,24 +54,14 @@ QUESTIONS = [
 def passages_for(question: str) -> list[Passage]:
     """Corpus paragraphs ranked by shared words with the question (a cheap stand-in for search)."""
     words = set(re.findall(r"\w{4,}", question.lower()))
-    paras: list[tuple[int, Passage]] = []
-    for path in sorted((ROOT / "corpus").glob("*.txt")):
-        text = path.read_text(encoding="utf-8")
-        title = text.strip().splitlines()[0]
-        for m in re.finditer(r"[^\n]{200,}", text):
-            overlap = len(words & set(re.findall(r"\w{4,}", m.group().lower())))
-            p = Passage(
-                source=path.name,
-                title=title,
-                chunk_id=f"{path.name}:{m.start()}",
-                start=m.start(),
-                end=m.end(),
-                text=m.group(),
-                score=float(overlap),
-            )
-            paras.append((overlap, p))
-    paras.sort(key=lambda x: -x[0])
-    return [p for _, p in paras[:5]]
+    paras = [
+        p.model_copy(
+            update={"score": float(len(words & set(re.findall(r"\w{4,}", p.text.lower()))))}
+        )
+        for path in sorted((ROOT / "corpus").glob("*.txt"))
+        for p in corpus_paragraphs(path)
+    ]
+    return sorted(paras, key=lambda p: -p.score)[:5]
 
 
 def start_server(gguf: Path, port: int, threads: int) -> tuple[subprocess.Popen[bytes], float]:

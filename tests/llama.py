@@ -8,6 +8,7 @@ The fixture is registered in ``tests/conftest.py`` so the whole session shares o
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from service.result import Passage
 from tests.conftest import free_port
 from tests.procs import stop, wait_http
 
@@ -39,6 +41,25 @@ def smollm2_gguf() -> Path | None:
         return None
     path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
     return path if path.is_file() else None
+
+
+def corpus_paragraphs(path: Path, score: float = 1.0) -> list[Passage]:
+    """The long paragraphs of a corpus file as passages, with their real offsets in the file:
+    context for the LLM without going through the index."""
+    text = path.read_text(encoding="utf-8")
+    title = text.strip().splitlines()[0]
+    return [
+        Passage(
+            source=path.name,
+            title=title,
+            chunk_id=f"{path.name}:{m.start()}",
+            start=m.start(),
+            end=m.end(),
+            text=m.group(),
+            score=score,
+        )
+        for m in re.finditer(r"[^\n]{200,}", text)
+    ]
 
 
 def server_command(gguf: Path, port: int, threads: int = 1) -> list[str]:

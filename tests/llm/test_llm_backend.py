@@ -24,29 +24,14 @@ from service.llm import (
 from service.result import ABSTAIN_ANSWER, Passage, Turn
 from service.settings import Settings
 from tests.conftest import free_port
+from tests.llama import corpus_paragraphs
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 
 
 def corpus_passages(limit: int = 4) -> list[Passage]:
     """Paragraphs of the first default article, with their real offsets in the file."""
-    path = sorted(CORPUS.glob("*.txt"))[0]
-    text = path.read_text(encoding="utf-8")
-    title = text.splitlines()[0].strip()
-    passages = []
-    for m in re.finditer(r"[^\n]{200,}", text):
-        passages.append(
-            Passage(
-                source=path.name,
-                title=title,
-                chunk_id=f"{path.name}:{m.start()}",
-                start=m.start(),
-                end=m.end(),
-                text=m.group(),
-                score=1.0,
-            )
-        )
-    return passages[:limit]
+    return corpus_paragraphs(sorted(CORPUS.glob("*.txt"))[0])[:limit]
 
 
 def offline_settings(base_url: str, **overrides: object) -> Settings:
