@@ -127,6 +127,38 @@ class Embedder:
         )
         return np.asarray(vectors, dtype=np.float32)
 
+    def encode_with_tokens(
+        self, texts: list[str]
+    ) -> tuple[np.ndarray, list[tuple[tuple[str, ...], np.ndarray]]]:
+        """``encode(texts)`` and ``token_vectors(texts)`` from one forward pass."""
+        if not texts:
+            return self.encode([]), []
+        outputs: list[dict[str, Any]] = self.model.encode(  # type: ignore[assignment]
+            list(texts),
+            batch_size=self.batch_size,
+            output_value=None,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        sentences = np.stack([_numpy(o["sentence_embedding"]) for o in outputs])
+        sentences /= np.maximum(np.linalg.norm(sentences, axis=1, keepdims=True), 1e-12)
+        tokens = []
+        for o in outputs:
+            n = int(o["attention_mask"].sum())
+            pieces = self.tokenizer.convert_ids_to_tokens(o["input_ids"][:n].tolist())
+            v = _numpy(o["token_embeddings"])[:n]
+            v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+            tokens.append((tuple(pieces[1:-1]), v[1:-1]))  # without [CLS] and [SEP]
+        return sentences.astype(np.float32), tokens
+
+    def token_vectors(self, texts: list[str]) -> list[tuple[tuple[str, ...], np.ndarray]]:
+        """Each text's word pieces and their L2-normalized contextual vectors."""
+        return self.encode_with_tokens(texts)[1]
+
+
+def _numpy(tensor: Any) -> np.ndarray:
+    return np.asarray(tensor.float().cpu().numpy(), dtype=np.float32)
+
 
 def get_embedder(settings: IndexSettings) -> Embedder:
     """The process-wide embedder for ``settings.embedding_model`` (one per path and device)."""

@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -267,13 +267,14 @@ def _new_spans(sentence: str, q: tx.QuestionInfo, q_lower: str) -> list[tuple[in
 class QueryCache:
     """Wraps an embedder so the question, embedded by retrieval, is not embedded again here.
 
-    Only single-text calls are cached (questions); everything else passes through.
+    Only single-text calls are cached (questions); everything else passes through. The same
+    forward pass keeps the question's token vectors for :mod:`service.nlp`.
     """
 
     def __init__(self, embedder: Embedder, size: int = 256) -> None:
         self._inner = embedder
         self._size = size
-        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._memo: OrderedDict[str, tuple[np.ndarray, Any]] = OrderedDict()
         self._memo_lock = threading.Lock()
 
     def __getattr__(self, name: str) -> object:
@@ -283,22 +284,38 @@ class QueryCache:
         with self._memo_lock:
             self._memo.clear()
 
+    def _remembered(self, text: str) -> tuple[np.ndarray, Any] | None:
+        with self._memo_lock:
+            hit = self._memo.get(text)
+            if hit is not None:
+                self._memo.move_to_end(text)
+            return hit
+
     def encode(self, texts: list[str]) -> np.ndarray:
         if len(texts) != 1:
             return self._inner.encode(texts)
-        key = texts[0]
-        with self._memo_lock:
-            hit = self._memo.get(key)
-            if hit is not None:
-                self._memo.move_to_end(key)
-                return hit[None, :].copy()
+        hit = self._remembered(texts[0])
+        if hit is not None:
+            return hit[0][None, :].copy()
+        both = getattr(self._inner, "encode_with_tokens", None)
         with _one_thread():
-            vec = np.asarray(self._inner.encode(texts), dtype=np.float32)
+            if both is not None:
+                vecs, tokens = both(texts)
+                entry = (np.asarray(vecs, dtype=np.float32)[0], tokens[0])
+            else:
+                entry = (np.asarray(self._inner.encode(texts), dtype=np.float32)[0], None)
         with self._memo_lock:
-            self._memo[key] = vec[0]
+            self._memo[texts[0]] = entry
             while len(self._memo) > self._size:
                 self._memo.popitem(last=False)
-        return vec
+        return entry[0][None, :].copy()
+
+    def token_vectors(self, texts: list[str]) -> list[tuple[tuple[str, ...], np.ndarray]]:
+        hit = self._remembered(texts[0]) if len(texts) == 1 else None
+        if hit is not None and hit[1] is not None:
+            return [hit[1]]
+        result: list[tuple[tuple[str, ...], np.ndarray]] = self._inner.token_vectors(texts)  # type: ignore[attr-defined]
+        return result
 
 
 _THREADS_LOCK = threading.Lock()

@@ -22,6 +22,7 @@ from service import text as tx
 from service.condense import HeuristicCondenser
 from service.evidence import Evidence, EvidenceScorer, QueryCache, Sentence
 from service.extractive import ExtractiveDrafter, compose
+from service.nlp import Linguist
 from service.protocols import Condenser, Drafter
 from service.result import ABSTAIN_ANSWER, Answer, Mode, Passage, StreamEvent, Turn
 from service.verify import Verified, unverified, verify
@@ -78,6 +79,7 @@ class QA:
         self._condenser: Condenser | None = None
         self._drafters: dict[str, Drafter] = {}
         self._model: ab.Model | None = None
+        self._linguist: Linguist | None = None
 
     # Components, built on first use --------------------------------------------------------
 
@@ -101,6 +103,12 @@ class QA:
         if self._model is None:
             self._model = ab.load_model()
         return self._model
+
+    @property
+    def linguist(self) -> Linguist:
+        if self._linguist is None:
+            self._linguist = Linguist(self.index.embedder)
+        return self._linguist
 
     def condenser(self) -> Condenser:
         if self._condenser is None:
@@ -136,6 +144,7 @@ class QA:
         """Load the embedding model and the abstention model so the first request is fast."""
         self.index.embedder.encode(["warm up"])
         _ = self.model
+        _ = self.linguist.nlp
         with contextlib.suppress(GroundQAError):  # an empty index still warms the model
             self.ask("What is this about?")
 
@@ -193,6 +202,7 @@ class QA:
         compound = s.mode == "extractive" and len(tx.compound_parts(s.standalone)) > 1
         together = s.quoted[1:] if compound else ()
         f = s.features = ab.features(ev, anchor, v.support, together)
+        f.update(self.linguist.features(s.standalone, ab.anchor_texts(ev, anchor)))
         decision = ab.decide(f, self.model, self.settings.abstain_threshold)
         abstain, reason = decision.abstain, decision.reason
         if not self.settings.abstain:
