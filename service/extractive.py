@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from service import text as tx
 from service.evidence import Evidence, EvidenceScorer, Sentence
+from service.nlp import expected_labels
 from service.result import Passage
 
 # A second sentence joins the answer only when it scores almost as well as the first.
@@ -81,11 +82,33 @@ def _cover_parts(ev: Evidence, chosen: list[Sentence]) -> list[Sentence]:
     return chosen
 
 
-def short_answer(ev: Evidence, chosen: Sequence[Sentence]) -> str | None:
-    """The answering span (name, number, date, place) nearest the question's terms, if asked."""
+# (start, end, label) of each named entity in a text, spaCy's labels
+EntityFinder = Callable[[str], Sequence[tuple[int, int, str]]]
+
+
+def short_answer(
+    ev: Evidence, chosen: Sequence[Sentence], entities: EntityFinder | None = None
+) -> str | None:
+    """The answering span (name, number, date, place) nearest the question's terms, if asked.
+
+    With ``entities``, named entities of the asked kind are the candidates (spaCy finds
+    "the 10th and 11th centuries" and "Rollo" where capitalisation and number patterns cut
+    spans short or run them on); the pattern spans remain the fallback."""
     if ev.question.answer_type == "other":
         return None
     terms = set(ev.question.terms)
+    labels = expected_labels(ev.question.text) if entities is not None else None
+
+    def candidates(s: Sentence) -> list[tuple[int, int]]:
+        if labels is None or entities is None:
+            return s.type_spans
+        found = [
+            (a, b)
+            for a, b, label in entities(s.text)
+            if label in labels
+            and (ev.question.answer_type != "year" or any(c.isdigit() for c in s.text[a:b]))
+        ]
+        return found or s.type_spans
 
     def asked(word: str) -> bool:
         return tx.stem(word) in terms or any(tx.entity_match(word, e) for e in ev.question.entities)
@@ -93,7 +116,7 @@ def short_answer(ev: Evidence, chosen: Sequence[Sentence]) -> str | None:
     for s in chosen:
         # The question's own words are not the answer: "Iranian Foreign Minister Mohammad
         # Javad Zarif" answers "Who is the Iranian foreign minister?" with the name alone.
-        spans = [sp for sp in (_trim(s.text, sp, asked) for sp in s.type_spans) if sp]
+        spans = [sp for sp in (_trim(s.text, sp, asked) for sp in candidates(s)) if sp]
         if not spans:
             continue
         anchors = [(a, b) for w, a, b in tx.words(s.text) if asked(w)]
@@ -113,12 +136,12 @@ def _trim(text: str, span: tuple[int, int], asked: Callable[[str], bool]) -> tup
     return span[0] + inside[0][0], span[0] + inside[-1][1]
 
 
-def compose(ev: Evidence) -> Draft:
+def compose(ev: Evidence, entities: EntityFinder | None = None) -> Draft:
     """The extractive draft: chosen sentences in document order, each followed by its ``[n]``."""
     chosen = choose(ev)
     ordered = sorted(chosen, key=lambda s: (s.passage, s.start))
     text = " ".join(f"{s.text} [{s.passage + 1}]" for s in ordered)
-    return Draft(text=text, sentences=chosen, short_answer=short_answer(ev, chosen))
+    return Draft(text=text, sentences=chosen, short_answer=short_answer(ev, chosen, entities))
 
 
 class ExtractiveDrafter:

@@ -177,7 +177,7 @@ class QA:
     def _answer(self, s: State) -> State:
         assert s.evidence is not None
         if s.mode == "extractive":
-            d = compose(s.evidence)
+            d = compose(s.evidence, self.linguist.entities)
             s.draft, s.short_answer = d.text, d.short_answer
             s.anchor = d.sentences[0] if d.sentences else None
             s.quoted = d.sentences

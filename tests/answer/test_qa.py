@@ -60,7 +60,14 @@ def test_answerable_questions_get_the_fact_with_exact_citations(
 
 @pytest.mark.parametrize(
     ("question", "short"),
-    [("When was the ceasefire announced?", "December 2016"), (ANSWERABLE[1][0], "four")],
+    [
+        ("When was the ceasefire announced?", "December 2016"),
+        (ANSWERABLE[1][0], "four"),
+        # named entities of the asked kind: a place, not the capitalised "Mediterranean" nearby
+        ("Over which Syrian port city did Iran attempt to expand its control?", "Tartous"),
+        # the whole amount, unit included
+        ("How much financial aid has Iran pumped into the Assad regime?", "5 billion US dollars"),
+    ],
 )
 def test_short_answer_is_the_answering_span(qa: QA, question: str, short: str) -> None:
     assert qa.ask(question).short_answer == short
