@@ -199,11 +199,14 @@ class QA:
         assert s.evidence is not None and s.verified is not None
         ev, v = s.evidence, s.verified
         anchor = s.anchor if s.mode == "extractive" else _anchor(ev, v)
-        compound = s.mode == "extractive" and len(tx.compound_parts(s.standalone)) > 1
-        together = s.quoted[1:] if compound else ()
+        parts = tx.compound_parts(s.standalone) if s.mode == "extractive" else [s.standalone]
+        together = s.quoted[1:] if len(parts) > 1 else ()
         f = s.features = ab.features(ev, anchor, v.support, together)
         f.update(self.linguist.features(s.standalone, ab.anchor_texts(ev, anchor)))
-        decision = ab.decide(f, self.model, self.settings.abstain_threshold)
+        if len(parts) > 1:
+            decision = self._decide_parts(s, parts, v.support)
+        else:
+            decision = ab.decide(f, self.model, self.settings.abstain_threshold)
         abstain, reason = decision.abstain, decision.reason
         if not self.settings.abstain:
             abstain, reason = False, None
@@ -236,6 +239,29 @@ class QA:
             timings=s.timings,
         )
         return s
+
+    def _decide_parts(self, s: State, parts: list[str], support: float) -> ab.Decision:
+        """A compound question ("Which airbase ..., and where ...?") is answered only when
+        every part is: each part is judged against the quoted sentence that best answers it,
+        the weakest part's probability is the confidence, and a veto of any part vetoes."""
+        quoted = {(x.passage, x.index) for x in s.quoted}
+        threshold = self.settings.abstain_threshold
+        confidence, reason = 1.0, None
+        for part in parts:
+            pev = self.scorer.score(part, s.hits)
+            mine = [x for x in pev.sentences if (x.passage, x.index) in quoted]
+            anchor = mine[0] if mine else None
+            f = ab.features(pev, anchor, support)
+            f.update(self.linguist.features(part, ab.anchor_texts(pev, anchor)))
+            d = ab.decide(f, self.model, threshold)
+            confidence = min(confidence, d.confidence)
+            if reason is None and d.reason not in (None, "low_confidence"):
+                reason = d.reason
+        if reason is None and confidence < (
+            self.model.threshold if threshold is None else threshold
+        ):
+            reason = "low_confidence"
+        return ab.Decision(confidence, reason is not None, reason)
 
     # Composition ---------------------------------------------------------------------------
 

@@ -178,3 +178,17 @@ def test_compound_question_quotes_a_sentence_for_each_part(qa: QA) -> None:
         )
     )
     assert "Falahatpisheh" in single.text and "Hamadan" not in single.text
+
+
+def test_compound_question_is_judged_part_by_part(qa: QA) -> None:
+    both = qa.ask("When was the ceasefire announced, and when was the Geneva statement issued?")
+    assert not both.abstained, (both.reason, both.confidence)
+    assert "December 2016" in both.answer and "2012" in both.answer
+    # The first part is answerable, the second is not: the weaker part decides. Judged as a
+    # whole (before), both were answered with the first part's sentence alone.
+    for question in [
+        "Which city's evacuation did Iran stall, and how many people were evacuated?",
+        "Which valley near Damascus was attacked, and who commanded the attack?",
+    ]:
+        half = qa.ask(question)
+        assert half.abstained and half.reason == "low_confidence", (question, half.confidence)
