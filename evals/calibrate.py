@@ -257,6 +257,31 @@ def choose_threshold(rows: Sequence[dict[str, Any]], p: np.ndarray, vetoes: Sequ
     return chosen[1]
 
 
+def tradeoff(
+    rows: Sequence[dict[str, Any]], p: np.ndarray, vetoes: Sequence[str]
+) -> list[dict[str, float]]:
+    """What other thresholds (``GROUNDQA_ABSTAIN_THRESHOLD``) would give, out of fold: the
+    share of answerable questions answered with the gold contained, against the share of
+    unanswerable ones abstained on."""
+    impossible = np.array([r["impossible"] for r in rows])
+    right = np.array([not r["impossible"] and bool(r["contained"]) for r in rows])
+    points = []
+    for t in np.round(np.arange(0.0, 0.81, 0.05), 2):
+        o = outcomes(rows, p, float(t), vetoes)
+        answered = (p >= t) & ~vetoed(rows, vetoes) & np.array([bool(r["answer"]) for r in rows])
+        points.append(
+            {
+                "threshold": float(t),
+                "answered_with_gold_of_answerable": float(
+                    answered[right].sum() / (~impossible).sum()
+                ),
+                "abstained_unanswerable": o["abstained_unanswerable"],
+                "score": o["score"],
+            }
+        )
+    return points
+
+
 def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, float]:
     from sklearn.metrics import brier_score_loss, roc_auc_score
 
@@ -366,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
             **outcomes(rows, p_all, threshold, chosen),
             **reliability(y, p_all),
         },
+        "tradeoff_out_of_fold": tradeoff(rows, p_all, chosen),
         "median_ms": float(np.median([r["ms"] for r in rows])),
     }
     args.out.write_text(json.dumps(model, indent=2) + "\n", encoding="utf-8")
