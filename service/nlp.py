@@ -95,12 +95,15 @@ class Linguist:
     """The features in ``FEATURES`` for a question and its answer sentence (plus the one before).
 
     Parses and token vectors are cached by text: corpus sentences recur across questions.
+    Vectors are kept as float16 (about 12 KB a sentence), so the default cache stays near 25 MB.
     """
 
-    def __init__(self, embedder: TokenEmbedder, cache_size: int = 4096) -> None:
+    def __init__(self, embedder: TokenEmbedder, cache_size: int = 2048) -> None:
         self._embedder = embedder
         self._nlp: Language | None = None
         self._load_lock = threading.Lock()
+        # spaCy's pipeline shares its vocabulary between calls; one parse at a time.
+        self._parse_lock = threading.Lock()
         self._docs = _LRU(cache_size)
         self._vectors = _LRU(cache_size)
 
@@ -114,14 +117,20 @@ class Linguist:
 
     def parse(self, texts: Sequence[str]) -> list[Doc]:
         todo = [t for t in dict.fromkeys(texts) if self._docs.get(t) is None]
-        for t, doc in zip(todo, self.nlp.pipe(todo), strict=True):
-            self._docs.put(t, doc)
+        if todo:
+            nlp = self.nlp
+            with self._parse_lock:
+                docs = list(nlp.pipe(todo))
+            for t, doc in zip(todo, docs, strict=True):
+                self._docs.put(t, doc)
         return [self._docs.get(t) for t in texts]
 
     def vectors(self, texts: Sequence[str]) -> list[tuple[tuple[str, ...], np.ndarray]]:
         todo = [t for t in dict.fromkeys(texts) if self._vectors.get(t) is None]
-        for t, v in zip(todo, self._embedder.token_vectors(todo), strict=True):
-            self._vectors.put(t, v)
+        for t, (pieces, v) in zip(
+            todo, self._embedder.token_vectors(todo) if todo else [], strict=True
+        ):
+            self._vectors.put(t, (pieces, v.astype(np.float16)))
         return [self._vectors.get(t) for t in texts]
 
     def entities(self, text: str) -> list[tuple[int, int, str]]:
@@ -154,8 +163,9 @@ class Linguist:
         ]
         if not keep:
             keep = list(range(len(pieces)))
-        context = np.concatenate([v for _, v in rest])
-        sentence = rest[-1][1]
+        qv = qv.astype(np.float32)
+        context = np.concatenate([v for _, v in rest]).astype(np.float32)
+        sentence = rest[-1][1].astype(np.float32)
         if not keep or not len(context) or not len(sentence):
             return {"tok_min": 0.0, "tok_mean": 0.0, "tok_min_sent": 0.0}
         # each question piece's best match anywhere in the anchor
