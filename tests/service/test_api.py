@@ -317,3 +317,29 @@ def test_openapi_and_docs(client: httpx.Client) -> None:
         spec["paths"]
     )
     assert "swagger" in client.get("/docs").text.lower()
+
+
+def test_concurrent_asks_get_the_same_answers_as_one_at_a_time(client: httpx.Client) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = [
+        QUESTION,
+        "When was the ceasefire announced?",
+        "How many Iranian officers were barred from Wadi Barada?",
+        "Which Iranian airbase did Russian warplanes fly from?",
+        "When was the ceasefire announced, and when was the Geneva statement issued?",
+        "Who is the Iranian foreign minister?",
+    ]
+
+    def ask(q: str) -> tuple[int, Any]:
+        r = client.post("/v1/ask", json={"question": q})
+        body = r.json()
+        keep = ("answer", "short_answer", "abstained", "reason", "confidence", "citations")
+        return r.status_code, {k: body.get(k) for k in keep}
+
+    alone = {q: ask(q) for q in questions}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        together = list(pool.map(ask, questions * 4))
+    for q, got in zip(questions * 4, together, strict=True):
+        assert got == alone[q], q
+    assert {status for status, _ in together} == {200}
