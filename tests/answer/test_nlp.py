@@ -96,3 +96,23 @@ def test_preceding_sentence_counts_for_names(linguist: Linguist) -> None:
     q = "Which ceasefire did Turkey broker?"
     assert linguist.features(q, [SENTENCE])["ent_missing"] == 1.0
     assert linguist.features(q, [before, SENTENCE])["ent_missing"] == 0.0
+
+
+def test_wordnet_antonyms() -> None:
+    from service.lexicon import antonyms
+
+    a = antonyms()
+    assert "decrease" in a["increase"] and "increase" in a["decrease"]
+    assert "small" in a["large"]
+    # lexical antonymy only: "look" shares a sense with "front", whose opposite is "back"
+    assert "back" not in a.get("look", frozenset())
+    assert all(w in a[b] for w, bs in list(a.items())[:500] for b in bs)  # symmetric
+
+
+def test_a_question_word_swapped_for_its_opposite(linguist: Linguist) -> None:
+    sentence = "Exports increased sharply in 2010, while imports fell."
+    assert linguist.features("When did exports decrease?", [sentence])["antonym"] == 1.0
+    assert linguist.features("When did exports increase?", [sentence])["antonym"] == 0.0
+    # stop words are not opposed ("be" and "differ" are WordNet antonyms)
+    f = linguist.features("What is Russia proposing?", ["How Russia and Iran Differ on Syria"])
+    assert f["antonym"] == 0.0
