@@ -7,9 +7,9 @@ spans with exact offsets, and regex/capitalisation patterns for names, numbers a
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal
 
 import pysbd
@@ -208,9 +208,16 @@ def _key_match(a: str, b: str) -> bool:
 # --- sentences -------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
+_local = threading.local()
+
+
 def _segmenter() -> pysbd.Segmenter:
-    return pysbd.Segmenter(language="en", clean=False, char_span=False)
+    # One per thread: a Segmenter keeps the text it is working on in itself, so API requests
+    # sharing one got each other's sentences (and abstained as "unsupported").
+    seg: pysbd.Segmenter | None = getattr(_local, "segmenter", None)
+    if seg is None:
+        seg = _local.segmenter = pysbd.Segmenter(language="en", clean=False, char_span=False)
+    return seg
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

@@ -130,3 +130,19 @@ def test_condense_carries_names_and_terms_of_earlier_turns() -> None:
 )
 def test_compound_questions_split_at_a_second_question_word(question: str, parts: int) -> None:
     assert len(tx.compound_parts(question)) == parts
+
+
+def test_sentence_spans_from_many_threads_match_one_thread() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from service.text import sentence_spans
+
+    texts = [
+        f"Russia sent {i} officers in January 2017. They were barred by Hezbollah. "
+        f"Mr. Zarif said so on day {i}! Was it true? " * (1 + i % 4)
+        for i in range(64)
+    ]
+    alone = [sentence_spans(t) for t in texts]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(5):
+            assert list(pool.map(sentence_spans, texts)) == alone
