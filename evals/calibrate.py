@@ -37,6 +37,7 @@ import numpy as np
 from evals import metrics, squad
 from service import abstain
 from service.abstain import FEATURES, MODEL_PATH, anchor_texts
+from service.nlp import TokenEmbedder
 
 log = logging.getLogger("calibrate")
 
@@ -114,16 +115,14 @@ def collect(squad_path: Path, work: Path, cached_only: bool = False) -> list[dic
     return [rows[q.id] for q in questions]
 
 
-def _refresh_text_features(rows: list[dict[str, Any]]) -> None:
+def _refresh_text_features(rows: list[dict[str, Any]], embedder: TokenEmbedder) -> None:
     """Recompute the features that read only the question and the answer sentences, so
     changing them needs no pipeline run."""
-    from index.embedding import get_embedder
-    from index.settings import IndexSettings
     from service import text as tx
     from service.abstain import text_features
     from service.nlp import Linguist, empty_features
 
-    linguist = Linguist(get_embedder(IndexSettings()), cache_size=len(rows) * 3 + 16)
+    linguist = Linguist(embedder, cache_size=len(rows) * 3 + 16)
     # parse and embed in large batches: far faster than question by question
     texts = list(dict.fromkeys(t for r in rows for t in (r["question"], *r.get("anchor", []))))
     linguist.parse(texts)
@@ -196,14 +195,16 @@ def out_of_fold(rows: Sequence[dict[str, Any]], folds: int = 5) -> np.ndarray:
     return p
 
 
+def allowed(rows: Sequence[dict[str, Any]], vetoes: Sequence[str]) -> np.ndarray:
+    """The questions that got an answer which none of ``vetoes`` blocks."""
+    return np.array([bool(r["answer"]) for r in rows]) & ~vetoed(rows, vetoes)
+
+
 def outcomes(
     rows: Sequence[dict[str, Any]], p: np.ndarray, t: float, vetoes: Sequence[str]
 ) -> dict[str, float]:
     """Answer-level figures at threshold ``t``."""
-    answer = p >= t
-    if vetoes:
-        answer &= ~vetoed(rows, vetoes)
-    answer &= np.array([bool(r["answer"]) for r in rows])
+    answer = allowed(rows, vetoes) & (p >= t)
     y = labels(rows)
     impossible = np.array([r["impossible"] for r in rows])
     contained = np.array([bool(r["contained"]) for r in rows])
@@ -223,6 +224,7 @@ def outcomes(
             np.where(answer, np.where(y == 1, 1, -1), np.where(impossible, 1, 0)).mean()
         ),
         "answered_answerable": float(answer[has].mean()),
+        "answered_with_gold_of_answerable": float((answer & (y == 1))[has].mean()),
         "answered_answerable_contained": float(answer[has & contained].mean())
         if (has & contained).any()
         else 0.0,
@@ -239,9 +241,7 @@ def outcomes(
 def choose_threshold(rows: Sequence[dict[str, Any]], p: np.ndarray, vetoes: Sequence[str]) -> float:
     """The operating point (see the module docstring), searched over quantiles of ``p``."""
     y = labels(rows)
-    can = np.array([bool(r["answer"]) for r in rows])
-    if vetoes:
-        can &= ~vetoed(rows, vetoes)
+    can = allowed(rows, vetoes)
     target = np.array([not r["impossible"] and bool(r["contained"]) for r in rows])
     best: tuple[float, float] | None = None
     fallback: tuple[float, float] | None = None
@@ -263,23 +263,9 @@ def tradeoff(
     """What other thresholds (``GROUNDQA_ABSTAIN_THRESHOLD``) would give, out of fold: the
     share of answerable questions answered with the gold contained, against the share of
     unanswerable ones abstained on."""
-    impossible = np.array([r["impossible"] for r in rows])
-    right = np.array([not r["impossible"] and bool(r["contained"]) for r in rows])
-    points = []
-    for t in np.round(np.arange(0.0, 0.81, 0.05), 2):
-        o = outcomes(rows, p, float(t), vetoes)
-        answered = (p >= t) & ~vetoed(rows, vetoes) & np.array([bool(r["answer"]) for r in rows])
-        points.append(
-            {
-                "threshold": float(t),
-                "answered_with_gold_of_answerable": float(
-                    answered[right].sum() / (~impossible).sum()
-                ),
-                "abstained_unanswerable": o["abstained_unanswerable"],
-                "score": o["score"],
-            }
-        )
-    return points
+    keys = ("threshold", "answered_with_gold_of_answerable", "abstained_unanswerable", "score")
+    thresholds = np.round(np.arange(0.0, 0.81, 0.05), 2)
+    return [{k: o[k] for k in keys} for o in (outcomes(rows, p, t, vetoes) for t in thresholds)]
 
 
 def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, float]:
@@ -318,7 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     rows = collect(args.squad, args.work, cached_only=args.refit)
     rows = [r for r in rows if r.get("features")]
-    _refresh_text_features(rows)
+    from index.embedding import get_embedder
+    from index.settings import IndexSettings
+
+    # the process-wide embedder: the same model object the pipeline runs above used
+    _refresh_text_features(rows, get_embedder(IndexSettings()))
     y = labels(rows)
     answerable = [r for r in rows if not r["impossible"]]
     retrieval = {

@@ -81,6 +81,17 @@ def expected_text(item: EvalItem) -> str:
     return " | ".join(item.answers)
 
 
+def _identity(item: EvalItem) -> dict[str, Any]:
+    """The fields of an item's result that come from the item itself."""
+    return {
+        "id": item.id,
+        "category": item.category,
+        "question": item.question,
+        "answerable": item.answerable,
+        "expected": expected_text(item),
+    }
+
+
 def score_answer(
     item: EvalItem,
     answer: Answer,
@@ -93,11 +104,7 @@ def score_answer(
     """Every per-item metric of one answer (no model calls unless ``judge`` makes them)."""
     text = m.strip_markers(answer.answer)
     r = ItemResult(
-        id=item.id,
-        category=item.category,
-        question=item.question,
-        answerable=item.answerable,
-        expected=expected_text(item),
+        **_identity(item),
         got=text,
         short_answer=answer.short_answer,
         standalone_question=answer.standalone_question,
@@ -159,11 +166,7 @@ def run_items(
             answer = qa.ask(item.question, item.history, mode=mode)
         except GroundQAError as exc:
             r = ItemResult(
-                id=item.id,
-                category=item.category,
-                question=item.question,
-                answerable=item.answerable,
-                expected=expected_text(item),
+                **_identity(item),
                 error=f"{type(exc).__name__}: {exc}",
                 latency_ms=(time.perf_counter() - t0) * 1000,
             )

@@ -19,8 +19,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from index.types import Hit
+from index.types import Chunk, Hit
 from service import text as tx
+from service.cache import LRU
 from service.result import Passage
 
 # Weights of the sentence score; cosine and coverage carry it, type and rank break ties.
@@ -88,6 +89,21 @@ def passage_of(hit: Hit) -> Passage:
         score=float(hit.score),
         page=c.page,
     )
+
+
+def hit_of(p: Passage) -> Hit:
+    """The inverse of :func:`passage_of`, for drafters handed passages rather than hits."""
+    chunk = Chunk(
+        id=p.chunk_id,
+        text=p.text,
+        source=p.source,
+        title=p.title,
+        start=p.start,
+        end=p.end,
+        doc_hash="",
+        page=p.page,
+    )
+    return Hit(chunk=chunk, score=p.score)
 
 
 class SentenceStore:
@@ -273,28 +289,18 @@ class QueryCache:
 
     def __init__(self, embedder: Embedder, size: int = 256) -> None:
         self._inner = embedder
-        self._size = size
-        self._memo: OrderedDict[str, tuple[np.ndarray, Any]] = OrderedDict()
-        self._memo_lock = threading.Lock()
+        self._memo: LRU[tuple[np.ndarray, Any]] = LRU(size)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
 
     def clear(self) -> None:
-        with self._memo_lock:
-            self._memo.clear()
-
-    def _remembered(self, text: str) -> tuple[np.ndarray, Any] | None:
-        with self._memo_lock:
-            hit = self._memo.get(text)
-            if hit is not None:
-                self._memo.move_to_end(text)
-            return hit
+        self._memo.clear()
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if len(texts) != 1:
             return self._inner.encode(texts)
-        hit = self._remembered(texts[0])
+        hit = self._memo.get(texts[0])
         if hit is not None:
             return hit[0][None, :].copy()
         both = getattr(self._inner, "encode_with_tokens", None)
@@ -304,14 +310,11 @@ class QueryCache:
                 entry = (np.asarray(vecs, dtype=np.float32)[0], tokens[0])
             else:
                 entry = (np.asarray(self._inner.encode(texts), dtype=np.float32)[0], None)
-        with self._memo_lock:
-            self._memo[texts[0]] = entry
-            while len(self._memo) > self._size:
-                self._memo.popitem(last=False)
+        self._memo.put(texts[0], entry)
         return entry[0][None, :].copy()
 
     def token_vectors(self, texts: list[str]) -> list[tuple[tuple[str, ...], np.ndarray]]:
-        hit = self._remembered(texts[0]) if len(texts) == 1 else None
+        hit = self._memo.get(texts[0]) if len(texts) == 1 else None
         if hit is not None and hit[1] is not None:
             return [hit[1]]
         result: list[tuple[tuple[str, ...], np.ndarray]] = self._inner.token_vectors(texts)  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from service import text as tx
-from service.evidence import Evidence, EvidenceScorer, Sentence
+from service.evidence import Evidence, EvidenceScorer, Sentence, hit_of
 from service.nlp import expected_labels
 from service.result import Passage
 
@@ -151,22 +151,4 @@ class ExtractiveDrafter:
         self.scorer = scorer
 
     def draft(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
-        from index.types import Chunk, Hit
-
-        hits = [
-            Hit(
-                chunk=Chunk(
-                    id=p.chunk_id,
-                    text=p.text,
-                    source=p.source,
-                    title=p.title,
-                    start=p.start,
-                    end=p.end,
-                    doc_hash="",
-                    page=p.page,
-                ),
-                score=p.score,
-            )
-            for p in passages
-        ]
-        yield compose(self.scorer.score(question, hits)).text
+        yield compose(self.scorer.score(question, [hit_of(p) for p in passages])).text

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from index.errors import ModelUnavailable
 from service import text as tx
+from service.cache import LRU, V
 from service.lexicon import antonyms
 
 if TYPE_CHECKING:
@@ -56,30 +56,6 @@ class TokenEmbedder(Protocol):
     def token_vectors(self, texts: list[str]) -> list[tuple[tuple[str, ...], np.ndarray]]: ...
 
 
-class _LRU:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.items: OrderedDict[str, Any] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: str) -> Any:
-        with self.lock:
-            value = self.items.get(key)
-            if value is not None:
-                self.items.move_to_end(key)
-            return value
-
-    def pop(self, key: str) -> None:
-        with self.lock:
-            self.items.pop(key, None)
-
-    def put(self, key: str, value: Any) -> None:
-        with self.lock:
-            self.items[key] = value
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-
-
 def load_spacy() -> Language:
     """spaCy's small English pipeline without the dependency parser (unused here)."""
     try:
@@ -108,8 +84,8 @@ class Linguist:
         self._load_lock = threading.Lock()
         # spaCy's pipeline shares its vocabulary between calls; one parse at a time.
         self._parse_lock = threading.Lock()
-        self._docs = _LRU(cache_size)
-        self._vectors = _LRU(cache_size)
+        self._docs: LRU[Doc] = LRU(cache_size)
+        self._vectors: LRU[tuple[tuple[str, ...], np.ndarray]] = LRU(cache_size)
 
     @property
     def nlp(self) -> Language:
@@ -119,23 +95,29 @@ class Linguist:
                     self._nlp = load_spacy()
         return self._nlp
 
+    def warmup(self) -> None:
+        """Load spaCy's pipeline and the antonyms now rather than on the first question."""
+        _ = self.nlp
+        antonyms()
+
     def parse(self, texts: Sequence[str]) -> list[Doc]:
-        todo = [t for t in dict.fromkeys(texts) if self._docs.get(t) is None]
+        out, todo = _cached(self._docs, texts)
         if todo:
             nlp = self.nlp
             with self._parse_lock:
                 docs = list(nlp.pipe(todo))
             for t, doc in zip(todo, docs, strict=True):
                 self._docs.put(t, doc)
-        return [self._docs.get(t) for t in texts]
+                out[t] = doc
+        return [out[t] for t in texts]
 
     def vectors(self, texts: Sequence[str]) -> list[tuple[tuple[str, ...], np.ndarray]]:
-        todo = [t for t in dict.fromkeys(texts) if self._vectors.get(t) is None]
-        for t, (pieces, v) in zip(
-            todo, self._embedder.token_vectors(todo) if todo else [], strict=True
-        ):
-            self._vectors.put(t, (pieces, v.astype(np.float16)))
-        return [self._vectors.get(t) for t in texts]
+        out, todo = _cached(self._vectors, texts)
+        if todo:
+            for t, (pieces, v) in zip(todo, self._embedder.token_vectors(todo), strict=True):
+                out[t] = (pieces, v.astype(np.float16))
+                self._vectors.put(t, out[t])
+        return [out[t] for t in texts]
 
     def entities(self, text: str) -> list[tuple[int, int, str]]:
         """Named entities of ``text``: (start, end, spaCy label)."""
@@ -217,6 +199,19 @@ class Linguist:
             "type_missing_ner": float(labels is not None and not has_type),
             "antonym": float(swapped),
         }
+
+
+def _cached(cache: LRU[V], texts: Sequence[str]) -> tuple[dict[str, V], list[str]]:
+    """What ``cache`` holds for ``texts``, and the (distinct) texts it lacks."""
+    out: dict[str, V] = {}
+    todo: list[str] = []
+    for t in dict.fromkeys(texts):
+        value = cache.get(t)
+        if value is None:
+            todo.append(t)
+        else:
+            out[t] = value
+    return out, todo
 
 
 def _forms(token: Any) -> set[str]:

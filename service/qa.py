@@ -22,7 +22,6 @@ from service import text as tx
 from service.condense import HeuristicCondenser
 from service.evidence import Evidence, EvidenceScorer, QueryCache, Sentence
 from service.extractive import ExtractiveDrafter, compose
-from service.lexicon import antonyms
 from service.nlp import Linguist
 from service.protocols import Condenser, Drafter
 from service.result import ABSTAIN_ANSWER, Answer, Mode, Passage, StreamEvent, Turn
@@ -145,8 +144,7 @@ class QA:
         """Load the embedding model and the abstention model so the first request is fast."""
         self.index.embedder.encode(["warm up"])
         _ = self.model
-        _ = self.linguist.nlp
-        antonyms()
+        self.linguist.warmup()
         with contextlib.suppress(GroundQAError):  # an empty index still warms the model
             self.ask("What is this about?")
 

@@ -18,13 +18,27 @@ from pathlib import Path
 
 import pytest
 
-from service.result import Passage
+from service.result import Passage, Turn
 from tests.conftest import free_port
 from tests.procs import stop, wait_http
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ALIAS = "smollm2"
 STARTUP_TIMEOUT_S = 180
+# Generative settings bounded for SmolLM2's 2048-token context and two shared CPU cores.
+LLM_BOUNDS: dict[str, int] = {
+    "llm_max_tokens": 128,
+    "llm_context_chars": 4000,
+    "llm_timeout_s": 120,
+}
+# A conversation whose follow-up ("And what did Russia want?") needs condensing.
+FOLLOW_UP_HISTORY = [
+    Turn(role="user", content="How do Russia and Iran differ on Syria?"),
+    Turn(
+        role="assistant",
+        content="Iran wants its militias in Syria, while Russia backs the Syrian army [1].",
+    ),
+]
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from service.llm import (
 from service.result import ABSTAIN_ANSWER, Passage, Turn
 from service.settings import Settings
 from tests.conftest import free_port
-from tests.llama import corpus_paragraphs
+from tests.llama import FOLLOW_UP_HISTORY, corpus_paragraphs
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 
@@ -276,13 +276,7 @@ def test_drafter_streams_several_deltas_from_the_real_model(llm_settings: Settin
 
 @pytest.mark.llm
 def test_condenser_makes_the_follow_up_standalone(llm_settings: Settings) -> None:
-    history = [
-        Turn(role="user", content="How do Russia and Iran differ on Syria?"),
-        Turn(
-            role="assistant",
-            content="Iran wants its militias in Syria, while Russia backs the Syrian army [1].",
-        ),
-    ]
+    history = FOLLOW_UP_HISTORY
     follow_up = "And what did Russia want?"
     standalone = LLMCondenser(llm_settings).condense(follow_up, history)
     print(f"\n[condense] {follow_up!r} -> {standalone!r}")

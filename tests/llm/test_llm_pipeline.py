@@ -20,6 +20,7 @@ from service.qa import QA
 from service.result import ABSTAIN_ANSWER, Answer, Turn
 from service.settings import Settings
 from tests.conftest import free_port
+from tests.llama import FOLLOW_UP_HISTORY
 
 QUESTIONS = [
     "What is the population of Damascus?",  # not in the corpus: must end in an abstention
@@ -164,13 +165,7 @@ def test_the_verifier_alone_keeps_what_the_quotes_state(
 
 @pytest.mark.llm
 def test_a_follow_up_is_condensed_by_the_llm_before_retrieval(generative_qa: QA) -> None:
-    history = [
-        Turn(role="user", content="How do Russia and Iran differ on Syria?"),
-        Turn(
-            role="assistant",
-            content="Iran wants its militias in Syria, while Russia backs the Syrian army [1].",
-        ),
-    ]
+    history = FOLLOW_UP_HISTORY
     draft, answer = ask_streaming(generative_qa, "And what did Russia want?", history)
     print(f"\nstandalone: {answer.standalone_question!r}\n  raw draft: {draft!r}")
     print(f"  verified:  {answer.answer!r} (abstained={answer.abstained})")

@@ -13,7 +13,7 @@ from service.app import create_app
 from service.qa import QA
 from service.result import Answer
 from service.settings import Settings
-from tests.llama import MODEL_ALIAS, LlamaServer
+from tests.llama import LLM_BOUNDS, MODEL_ALIAS, LlamaServer
 from tests.service.conftest import QUESTION, LiveServer, service_settings
 from tests.service.test_api import sse_events
 
@@ -28,9 +28,7 @@ def generative(svc_settings: Settings, qa: QA, llama_server: LlamaServer) -> Ite
         mode="generative",
         llm_base_url=llama_server.base_url,
         llm_model=MODEL_ALIAS,
-        llm_max_tokens=128,
-        llm_context_chars=4000,
-        llm_timeout_s=120,
+        **LLM_BOUNDS,
         ui=False,
     )
     with LiveServer(create_app(settings, QA(settings, index=qa.index), warmup=False)) as server:
