@@ -14,7 +14,7 @@ export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run setup dev ingest serve test lint typecheck bench eval eval-gate squad llama system-deps clean
+.PHONY: run setup dev train-reader ingest serve test lint typecheck bench eval eval-gate squad llama system-deps clean
 
 ## run: install, ingest corpus/ and start the API + UI on $(HOST):$(PORT)
 run: setup
@@ -55,6 +55,12 @@ llama: dev
 	  CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PY) -m pip wheel -q --no-deps -w $(WHEELS) "llama-cpp-python==$(LLAMA_VERSION)"; \
 	fi
 	$(PY) -m pip install -q --find-links $(WHEELS) "llama-cpp-python[server]==$(LLAMA_VERSION)"
+
+## train-reader: train the reader on ../shared/training (about 2 h on 2 cores; resumes from
+## build/reader/checkpoint.pt), then measure it on the SQuAD 2.0 dev split and write its card
+train-reader: dev
+	$(PY) -m service.train_reader --resume
+	$(PY) -m evals.reader --json service/models/reader/figures.json --card
 
 ingest: setup
 	$(BIN)/groundqa ingest

@@ -1,0 +1,214 @@
+"""The reader alone, with the gold paragraph given: SQuAD 2.0 dev split, threshold swept.
+
+    .venv/bin/python -m evals.reader [--model-dir DIR] [--limit N] [--json FILE]
+
+For every question the reader reads the paragraph it was written on. Reported: how often the
+best span contains a gold answer when it never abstains, the balanced operating point (the
+margin threshold where the share of answerable questions answered with the gold contained
+is closest to the share of unanswerable ones abstained), and the best SQuAD 2.0 F1 over
+thresholds. These are the figures of the model card; the dev split is never trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evals import metrics, squad
+from evals.calibrate import DEFAULT_SQUAD
+from service.reader import MODEL_DIR, Reader
+
+
+def run(model_dir: Path, squad_path: Path, limit: int = 0) -> dict[str, Any]:
+    paragraphs, questions = squad.load(squad_path)
+    text = {p.source: p.context for p in paragraphs}
+    if limit:
+        order = np.random.default_rng(0).permutation(len(questions))[:limit]
+        questions = [questions[i] for i in sorted(order)]
+    reader = Reader(model_dir)
+    reader.warmup()
+    rows = []
+    started = time.perf_counter()
+    for q in questions:
+        ctx = text[q.source]
+        span = reader.read(q.question, [ctx])[0]
+        assert span is not None
+        pred = ctx[span.start : span.end]
+        rows.append((q, pred, span.margin, span.answerable))
+    seconds = time.perf_counter() - started
+    return figures(rows, seconds)
+
+
+def figures(rows: list[tuple[Any, str, float, float]], seconds: float) -> dict[str, Any]:
+    has = np.array([not q.is_impossible for q, *_ in rows])
+    contains = np.array(
+        [bool(q.answers) and metrics.contains_any(p, q.answers) for q, p, *_ in rows]
+    )
+    f1 = np.array([max((metrics.f1(g, p) for g in q.answers), default=0.0) for q, p, *_ in rows])
+    em = np.array(
+        [max((metrics.exact_match(g, p) for g in q.answers), default=0.0) for q, p, *_ in rows]
+    )
+    out: dict[str, Any] = {
+        "questions": len(rows),
+        "answerable": int(has.sum()),
+        "seconds": round(seconds, 1),
+        "hasans_contains_never_abstaining": float(contains[has].mean()),
+        "hasans_em_never_abstaining": float(em[has].mean()),
+        "hasans_f1_never_abstaining": float(f1[has].mean()),
+    }
+    for name, k in (("margin", 2), ("answerable", 3)):
+        score = np.array([r[k] for r in rows])
+        best_f1, best_t, balanced = -1.0, 0.0, None
+        for t in np.unique(np.quantile(score, np.linspace(0, 1, 201))):
+            answer = score >= t
+            overall = np.where(answer, np.where(has, f1, 0.0), np.where(has, 0.0, 1.0)).mean()
+            if overall > best_f1:
+                best_f1, best_t = float(overall), float(t)
+            answered = float((answer & contains)[has].mean())
+            abstained = float((~answer)[~has].mean())
+            gap = abs(answered - abstained)
+            if balanced is None or gap < balanced[0]:
+                balanced = (gap, float(t), answered, abstained)
+        assert balanced is not None
+        out[f"by_{name}"] = {
+            "best_overall_f1": round(100 * best_f1, 1),
+            "best_threshold": round(best_t, 3),
+            "balanced_threshold": round(balanced[1], 3),
+            "balanced_hasans_contains": round(balanced[2], 3),
+            "balanced_noans_abstained": round(balanced[3], 3),
+        }
+        from sklearn.metrics import roc_auc_score
+
+        out[f"by_{name}"]["auc_answerable_vs_not"] = round(float(roc_auc_score(has, score)), 3)
+    return out
+
+
+CARD = """# groundqa reader
+
+An extractive reader with a no-answer option: given a question and a passage, it returns the
+answer span, or says the passage holds none. groundqa reads every retrieved passage with it
+(`service/reader.py`); its scores feed the calibrated abstention model.
+
+## Model
+- Base: {base}. Its tokenizer and word embeddings are used as they are (frozen during
+  training, not shipped here); the six encoder layers and two heads were fine-tuned.
+- Heads: start/end logits over the tokens ([CLS] stands for "no answer") and an
+  answerability logit read from [CLS].
+- File: `reader.safetensors`, {dtype}, {size_mb:.1f} MB, sha256 `{sha256}` (checked at load).
+
+## Data and licence
+Trained only on `../shared/training/`: SQuAD v1.1 train plus the 13 extra SQuAD v1.1 dev
+articles (answerable questions), SQuAD 2.0 train unanswerable questions placed on their
+paragraphs (Zhu et al., 2019), and negatives made by putting a question against the paragraph
+of its own article that shares most of its words without containing its answer.
+{mix}
+
+The SQuAD data is CC BY-SA 4.0, so these weights are a derivative of CC BY-SA 4.0 data and are
+shared under the same licence (CC BY-SA 4.0), with attribution to the SQuAD authors
+(Rajpurkar et al., 2016 and 2018) and to Zhu et al. (2019). The base model is Apache-2.0.
+SQuAD 2.0 dev (`../shared/benchmarks/squad2/dev-split.json`) was never trained on.
+
+## Training
+`make train-reader` (seeded; resumable from `build/reader/checkpoint.pt`; progress in
+`build/reader/train.log`). Hyper-parameters:
+
+{hparams}
+
+{training}
+
+## Figures
+SQuAD 2.0 dev split, {questions} questions ({answerable} answerable), the gold paragraph
+given, measured by `python -m evals.reader`:
+
+| | value |
+|---|---:|
+| HasAns: best span contains a gold answer, never abstaining | {contains:.3f} |
+| HasAns EM / F1, never abstaining | {em:.1f} / {f1:.1f} |
+| AUC answerable vs not, by span-over-null margin | {auc_m:.3f} |
+| AUC answerable vs not, by the answerability head | {auc_a:.3f} |
+| balanced point (margin): HasAns contains / NoAns abstained | {bal_c:.3f} / {bal_a:.3f} |
+| best overall SQuAD 2.0 F1 over margin thresholds | {best_f1:.1f} |
+| reading time for all questions, one process | {seconds:.0f} s |
+
+Open-domain figures (retrieval, reader and calibrated abstention together) are in
+`evals/RESULTS.md` and `service/abstain_model.json`.
+"""
+
+
+def write_card(model_dir: Path, fig: dict[str, Any]) -> Path:
+    """``MODEL_CARD.md`` from the manifest the training wrote and the figures just measured."""
+    manifest = json.loads((model_dir / "reader.json").read_text(encoding="utf-8"))
+    cfg, tr = manifest.get("config", {}), manifest.get("training", {})
+    hparams = "\n".join(
+        f"- `{k}`: {v}" for k, v in cfg.items() if k not in ("data", "out", "work", "log")
+    )
+    mix = (
+        f"This version: {tr.get('answerable', '?')} answerable, "
+        f"{tr.get('unanswerable', '?')} unanswerable and {tr.get('negative', '?')} "
+        f"same-article negative pairs ({tr.get('windows', '?')} windows of at most "
+        f"{cfg.get('max_length', '?')} tokens)."
+    )
+    training = (
+        f"Trained for {tr.get('steps', '?')} steps in {tr.get('train_seconds', 0) / 60:.0f} "
+        f"minutes on 2 CPU cores ({tr.get('tokens_per_second', '?')} tokens/s, bfloat16 "
+        "autocast)."
+        + (
+            " Exported from a checkpoint before the schedule ended."
+            if tr.get("from_checkpoint")
+            else ""
+        )
+    )
+    text = CARD.format(
+        base=manifest.get("base", "all-MiniLM-L6-v2"),
+        dtype=manifest.get("dtype", "float16"),
+        size_mb=(model_dir / "reader.safetensors").stat().st_size / 1e6,
+        sha256=manifest.get("sha256"),
+        mix=mix,
+        hparams=hparams,
+        training=training,
+        questions=fig["questions"],
+        answerable=fig["answerable"],
+        contains=fig["hasans_contains_never_abstaining"],
+        em=100 * fig["hasans_em_never_abstaining"],
+        f1=100 * fig["hasans_f1_never_abstaining"],
+        auc_m=fig["by_margin"]["auc_answerable_vs_not"],
+        auc_a=fig["by_answerable"]["auc_answerable_vs_not"],
+        bal_c=fig["by_margin"]["balanced_hasans_contains"],
+        bal_a=fig["by_margin"]["balanced_noans_abstained"],
+        best_f1=fig["by_margin"]["best_overall_f1"],
+        seconds=fig["seconds"],
+    )
+    path = model_dir / "MODEL_CARD.md"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model-dir", type=Path, default=MODEL_DIR)
+    ap.add_argument("--squad", type=Path, default=DEFAULT_SQUAD)
+    ap.add_argument("--limit", type=int, default=0, help="a seeded sample of N questions")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--card", action="store_true", help="also write MODEL_CARD.md in --model-dir")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    result = run(args.model_dir, args.squad, args.limit)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n", encoding="utf-8")
+    if args.card:
+        print(f"wrote {write_card(args.model_dir, result)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

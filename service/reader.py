@@ -1,0 +1,322 @@
+"""Step 4a: read the question against each retrieved passage and find the answer span, or none.
+
+The reader is our own model (``service/models/reader/``, card in ``MODEL_CARD.md``): the
+packaged all-MiniLM-L6-v2 encoder fine-tuned on SQuAD v1.1 plus SQuAD 2.0 unanswerable
+questions and negatives from other paragraphs of the same article. It has two heads over the
+encoder's token states: start/end logits of the answer span (the ``[CLS]`` token stands for
+"no answer") and an answerability logit read from ``[CLS]``.
+
+Only the encoder layers and the heads ship (fp16); the word embeddings were frozen during
+training, so they are read from the packaged MiniLM, which also provides the tokenizer. The
+weights' sha256 is checked at load, and a mismatch is an error, never a silent fallback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from index.errors import ModelUnavailable
+
+if TYPE_CHECKING:
+    import torch
+
+    from service.evidence import Evidence, Sentence
+
+MODEL_DIR = Path(__file__).with_name("models") / "reader"
+WEIGHTS = "reader.safetensors"
+MANIFEST = "reader.json"
+
+MAX_LENGTH = 256  # tokens per window: a default 800-character chunk plus its question
+STRIDE = 96  # tokens shared by consecutive windows of a longer passage
+MAX_ANSWER_TOKENS = 30
+MAX_QUESTION_TOKENS = 64
+
+# What the calibrated abstention model reads from a reading (see ``Reading.features``).
+FEATURES: tuple[str, ...] = (
+    "read_margin",
+    "read_answerable",
+    "read_null",
+    "read_second",
+    "read_positive",
+    "read_rank",
+    "read_words",
+)
+NO_SPAN = -20.0  # the margin of a reading that found nothing to read
+
+
+class ReaderIntegrityError(ModelUnavailable):
+    """The reader's weights are missing or are not the ones the manifest names."""
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def build_network(base: Path) -> Any:
+    """The reader's network (encoder plus the two heads), initialised from MiniLM at ``base``."""
+    import torch
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    # loading MiniLM's sentence-transformers checkpoint without its pooler is expected
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+    class ReaderNet(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = AutoModel.from_pretrained(str(base), add_pooling_layer=False)
+            hidden = self.encoder.config.hidden_size
+            self.span = torch.nn.Linear(hidden, 2)
+            self.answerable = torch.nn.Linear(hidden, 1)
+
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor,
+        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            h = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            logits = self.span(h)
+            return logits[..., 0], logits[..., 1], self.answerable(h[:, 0]).squeeze(-1)
+
+    return ReaderNet()
+
+
+def trainable_state(net: Any) -> dict[str, Any]:
+    """What ships: everything but the frozen embeddings, which MiniLM's package provides."""
+    return {k: v for k, v in net.state_dict().items() if not k.startswith("encoder.embeddings.")}
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """The reader's best answer in one passage (character offsets into the passage text)."""
+
+    start: int
+    end: int
+    score: float  # start + end logit of the span
+    null: float  # start + end logit of [CLS]: "no answer here"
+    answerable: float  # answerability head's logit
+    window: int  # how many windows the passage took
+
+    @property
+    def margin(self) -> float:
+        """Span over no-answer: positive when the reader prefers an answer."""
+        return self.score - self.null
+
+
+class Reader:
+    """Reads questions against passages. Loads on first use; safe to share between threads."""
+
+    def __init__(self, model_dir: Path = MODEL_DIR, *, base: Path | None = None) -> None:
+        self.model_dir = model_dir
+        self._base = base
+        self._net: Any = None
+        self._tokenizer: Any = None  # a transformers fast tokenizer
+        self._lock = threading.Lock()
+        self.manifest: dict[str, Any] = {}
+
+    def _load(self) -> None:
+        try:
+            import torch
+            from safetensors.torch import load_file
+            from transformers import AutoTokenizer
+        except ImportError as exc:
+            raise ModelUnavailable(
+                "the reader needs torch and transformers: pip install torch==2.13.0 transformers"
+            ) from exc
+        manifest_path = self.model_dir / MANIFEST
+        weights = self.model_dir / WEIGHTS
+        if not manifest_path.is_file() or not weights.is_file():
+            raise ReaderIntegrityError(
+                f"reader model not found in {self.model_dir}: expected {MANIFEST} and {WEIGHTS}"
+            )
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        actual = sha256_of(weights)
+        if actual != manifest.get("sha256"):
+            raise ReaderIntegrityError(
+                f"reader weights {weights} have sha256 {actual}, but {manifest_path} names "
+                f"{manifest.get('sha256')}: the file is corrupt or was replaced; restore it "
+                "with `git checkout -- service/models/reader`"
+            )
+        base = self._base or _minilm_path()
+        net = build_network(base)
+        state = {k: v.float() for k, v in load_file(str(weights)).items()}
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith("encoder.embeddings.") for k in missing):
+            raise ReaderIntegrityError(
+                f"reader weights do not fit the network: missing {missing}, extra {unexpected}"
+            )
+        net.eval()
+        self._tokenizer = AutoTokenizer.from_pretrained(str(base))
+        self.manifest = manifest
+        self._torch = torch
+        self._net = net
+
+    def warmup(self) -> None:
+        self.read("warm up", ["The reader loads here."])
+
+    def _ensure(self) -> None:
+        if self._net is None:
+            with self._lock:
+                if self._net is None:
+                    self._load()
+
+    def read(self, question: str, passages: Sequence[str]) -> list[Span | None]:
+        """The best span in each passage (None for an empty passage)."""
+        self._ensure()
+        assert self._tokenizer is not None
+        if not passages:
+            return []
+        q = self._question(question)
+        enc = self._tokenizer(
+            [q] * len(passages),
+            list(passages),
+            truncation="only_second",
+            max_length=MAX_LENGTH,
+            stride=STRIDE,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding="longest",
+            return_tensors="pt",
+        )
+        owner = enc.pop("overflow_to_sample_mapping").tolist()
+        offsets = enc.pop("offset_mapping").tolist()
+        torch = self._torch
+        with torch.inference_mode():
+            start, end, answerable = self._net(
+                enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]
+            )
+        start_np, end_np, ans_np = start.numpy(), end.numpy(), answerable.numpy()
+        out: list[Span | None] = [None] * len(passages)
+        counts = [0] * len(passages)
+        for w, p in enumerate(owner):
+            counts[p] += 1
+            seq = enc.sequence_ids(w)
+            ctx = np.array([s == 1 for s in seq])
+            span = best_span(start_np[w], end_np[w], ctx, offsets[w])
+            if span is None:
+                continue
+            a, b, score = (*_snap(passages[p], *span[:2]), span[2])
+            null = float(start_np[w][0] + end_np[w][0])
+            cand = Span(a, b, score, null, float(ans_np[w]), 0)
+            prev = out[p]
+            if prev is None or cand.margin > prev.margin:
+                out[p] = cand
+        return [
+            None if s is None else Span(s.start, s.end, s.score, s.null, s.answerable, counts[i])
+            for i, s in enumerate(out)
+        ]
+
+    def _question(self, question: str) -> str:
+        assert self._tokenizer is not None
+        ids = self._tokenizer(question, add_special_tokens=False)["input_ids"]
+        if len(ids) <= MAX_QUESTION_TOKENS:
+            return question
+        # an over-long question would leave no room for the passage: keep its end, where
+        # the asking usually is
+        return str(self._tokenizer.decode(ids[-MAX_QUESTION_TOKENS:]))
+
+
+def best_span(
+    start: np.ndarray, end: np.ndarray, context: np.ndarray, offsets: Sequence[Sequence[int]]
+) -> tuple[int, int, float] | None:
+    """The highest-scoring (start <= end, at most MAX_ANSWER_TOKENS) span inside the context,
+    as character offsets and its logit sum."""
+    idx = np.flatnonzero(context)
+    if idx.size == 0:
+        return None
+    s, e = start[idx], end[idx]
+    # score[i, j] = s[i] + e[j] for i <= j < i + MAX_ANSWER_TOKENS
+    n = idx.size
+    scores = s[:, None] + e[None, :]
+    i, j = np.indices((n, n))
+    scores = np.where((j >= i) & (j - i < MAX_ANSWER_TOKENS), scores, -np.inf)
+    flat = int(np.argmax(scores))
+    a, b = divmod(flat, n)
+    ta, tb = int(idx[a]), int(idx[b])
+    return int(offsets[ta][0]), int(offsets[tb][1]), float(scores[a, b])
+
+
+def _snap(text: str, a: int, b: int) -> tuple[int, int]:
+    """Widen a span to whole words: a span ending inside "Rollo" at a word piece means Rollo."""
+    while a > 0 and text[a - 1].isalnum():
+        a -= 1
+    while b < len(text) and text[b].isalnum():
+        b += 1
+    return a, b
+
+
+def _minilm_path() -> Path:
+    from index.embedding import model_path
+    from index.settings import DEFAULT_EMBEDDING_MODEL
+
+    return model_path(DEFAULT_EMBEDDING_MODEL)
+
+
+@dataclass(slots=True)
+class Found:
+    """The best span of one passage, with the evidence sentences that hold it."""
+
+    passage: int  # index into Evidence.passages
+    span: Span
+    text: str
+    sentences: list[Sentence]
+
+
+@dataclass(slots=True)
+class Reading:
+    """What the reader found for one question in the passages it read, best first."""
+
+    question: str
+    found: list[Found]
+
+    def best(self) -> Found | None:
+        return self.found[0] if self.found else None
+
+    def features(self) -> dict[str, float]:
+        """The reader's answer-versus-no-answer scores, for the calibrated model."""
+        best = self.best()
+        if best is None:
+            return {**dict.fromkeys(FEATURES, 0.0), "read_margin": NO_SPAN, "read_second": NO_SPAN}
+        others = [f.span.margin for f in self.found[1:]]
+        return {
+            "read_margin": best.span.margin,
+            "read_answerable": best.span.answerable,
+            "read_null": best.span.null,
+            "read_second": max(others) if others else NO_SPAN,
+            "read_positive": float(np.log1p(sum(f.span.margin > 0 for f in self.found))),
+            "read_rank": float(np.log1p(best.passage)),
+            "read_words": float(np.log1p(len(best.text.split()))),
+        }
+
+
+def read_evidence(reader: Reader, question: str, ev: Evidence, k: int) -> Reading:
+    """Read ``question`` against the first ``k`` passages of ``ev``; the spans, best first."""
+    passages = ev.passages[:k]
+    spans = reader.read(question, [p.text for p in passages])
+    found = []
+    for i, (p, span) in enumerate(zip(passages, spans, strict=True)):
+        if span is None:
+            continue
+        lo, hi = p.start + span.start, p.start + span.end
+        holding = [s for s in ev.by_passage.get(i, []) if s.start < hi and s.end > lo]
+        if not holding:  # a span in text the sentence splitter dropped (a bare title line)
+            continue
+        found.append(Found(i, span, p.text[span.start : span.end].strip(), holding))
+    found.sort(key=lambda f: f.span.margin, reverse=True)
+    return Reading(question, found)

