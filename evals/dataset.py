@@ -11,6 +11,8 @@ from index.errors import ConfigError
 from service.result import Turn
 
 DEFAULT_SET = Path(__file__).with_name("default.jsonl")
+# Questions in a new user's own wording (not paraphrases of the default set): false abstention
+USER_SET = Path(__file__).with_name("user.jsonl")
 
 
 class EvalItem(BaseModel):

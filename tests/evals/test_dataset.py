@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from evals import metrics as m
-from evals.dataset import DEFAULT_SET, EvalItem, load_set
+from evals.dataset import DEFAULT_SET, USER_SET, EvalItem, load_set
 from index.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 ITEMS = load_set(DEFAULT_SET)
+USER_ITEMS = load_set(USER_SET)
 
 
 def _source(name: str) -> str:
@@ -34,7 +35,15 @@ def test_coverage_of_the_default_set() -> None:
             assert item.history[-1].role == "assistant"
 
 
-@pytest.mark.parametrize("item", [i for i in ITEMS if i.answerable], ids=lambda i: i.id)
+def test_user_set_is_new_wording() -> None:
+    assert len([i for i in USER_ITEMS if i.answerable]) >= 25
+    assert len([i for i in USER_ITEMS if not i.answerable]) >= 8
+    assert not {i.question.lower() for i in USER_ITEMS} & {i.question.lower() for i in ITEMS}
+
+
+@pytest.mark.parametrize(
+    "item", [i for i in (*ITEMS, *USER_ITEMS) if i.answerable], ids=lambda i: i.id
+)
 def test_gold_answers_occur_in_gold_sources(item: EvalItem) -> None:
     texts = [_source(s) for s in item.sources]
     for group in item.required_groups():
