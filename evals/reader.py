@@ -121,6 +121,8 @@ SQuAD 2.0 dev (`../shared/benchmarks/squad2/dev-split.json`) was never trained o
 
 {hparams}
 
+(`answerable`, `unanswerable`, `negatives`: how many of each were sampled; 0 means all.)
+
 {training}
 
 ## Figures

@@ -119,11 +119,6 @@ class Linguist:
                 self._vectors.put(t, out[t])
         return [out[t] for t in texts]
 
-    def entities(self, text: str) -> list[tuple[int, int, str]]:
-        """Named entities of ``text``: (start, end, spaCy label)."""
-        (doc,) = self.parse([text])
-        return [(e.start_char, e.end_char, e.label_) for e in doc.ents]
-
     def forget(self, text: str) -> None:
         """Drop ``text`` from the caches (benchmarks time a question as if new)."""
         self._docs.pop(text)

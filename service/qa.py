@@ -21,9 +21,10 @@ from service import abstain as ab
 from service import text as tx
 from service.condense import HeuristicCondenser
 from service.evidence import Evidence, EvidenceScorer, QueryCache, Sentence
-from service.extractive import ExtractiveDrafter, compose
+from service.extractive import ExtractiveDrafter, compose_read
 from service.nlp import Linguist
 from service.protocols import Condenser, Drafter
+from service.reader import Reader, Reading, read_evidence
 from service.result import ABSTAIN_ANSWER, Answer, Mode, Passage, StreamEvent, Turn
 from service.verify import Verified, unverified, verify
 
@@ -47,6 +48,7 @@ class State:
     standalone: str = ""
     hits: list[Any] = field(default_factory=list)
     evidence: Evidence | None = None
+    readings: list[Reading] = field(default_factory=list)  # one per question part
     context: list[Passage] = field(default_factory=list)  # what [n] in the draft refers to
     draft: str = ""
     short_answer: str | None = None
@@ -80,6 +82,7 @@ class QA:
         self._drafters: dict[str, Drafter] = {}
         self._model: ab.Model | None = None
         self._linguist: Linguist | None = None
+        self._reader: Reader | None = None
 
     # Components, built on first use --------------------------------------------------------
 
@@ -110,6 +113,12 @@ class QA:
             self._linguist = Linguist(self.index.embedder)
         return self._linguist
 
+    @property
+    def reader(self) -> Reader:
+        if self._reader is None:
+            self._reader = Reader()
+        return self._reader
+
     def condenser(self) -> Condenser:
         if self._condenser is None:
             if self.settings.llm_base_url:
@@ -124,7 +133,9 @@ class QA:
         if mode not in self._drafters:
             match mode:
                 case "extractive":
-                    self._drafters[mode] = ExtractiveDrafter(self.scorer)
+                    self._drafters[mode] = ExtractiveDrafter(
+                        self.scorer, self.reader, self.settings.read_k
+                    )
                 case "generative":
                     if not self.settings.llm_base_url:
                         raise ConfigError("mode 'generative' needs GROUNDQA_LLM_BASE_URL")
@@ -144,6 +155,7 @@ class QA:
         """Load the embedding model and the abstention model so the first request is fast."""
         self.index.embedder.encode(["warm up"])
         _ = self.model
+        self.reader.warmup()
         self.linguist.warmup()
         with contextlib.suppress(GroundQAError):  # an empty index still warms the model
             self.ask("What is this about?")
@@ -174,10 +186,22 @@ class QA:
         s.context = _context(s.evidence, s.top_k) if s.mode == "generative" else s.evidence.passages
         return s
 
+    def _read(self, s: State) -> State:
+        assert s.evidence is not None
+        k = self.settings.read_k
+        parts = tx.compound_parts(s.standalone) if s.mode == "extractive" else [s.standalone]
+        if len(parts) > 1:
+            # each part is read on its own: the span answering "when was X" is not the one
+            # answering "and when was Y"
+            s.readings = [read_evidence(self.reader, p, s.evidence, k) for p in parts]
+        else:
+            s.readings = [read_evidence(self.reader, s.standalone, s.evidence, k)]
+        return s
+
     def _answer(self, s: State) -> State:
         assert s.evidence is not None
         if s.mode == "extractive":
-            d = compose(s.evidence, self.linguist.entities)
+            d = compose_read(s.evidence, s.readings)
             s.draft, s.short_answer = d.text, d.short_answer
             s.anchor = d.sentences[0] if d.sentences else None
             s.quoted = d.sentences
@@ -203,10 +227,14 @@ class QA:
         together = s.quoted[1:] if len(parts) > 1 else ()
         f = s.features = ab.features(ev, anchor, v.support, together)
         f.update(self.linguist.features(s.standalone, ab.anchor_texts(ev, anchor)))
-        if len(parts) > 1:
+        f.update(s.readings[0].features())
+        if len(parts) > 1 and len(s.readings) == len(parts):
             decision = self._decide_parts(s, parts, v.support)
         else:
             decision = ab.decide(f, self.model, self.settings.abstain_threshold)
+            if decision.reason == "low_confidence" and f["read_margin"] < 0:
+                # the reader prefers "no answer" in every passage it read
+                decision = ab.Decision(decision.confidence, True, "no_answer")
         abstain, reason = decision.abstain, decision.reason
         if not self.settings.abstain:
             abstain, reason = False, None
@@ -223,7 +251,11 @@ class QA:
         # this stage's own time is taken here: the result is built before the stage returns
         s.timings["abstain"] = round((now - stage_started) * 1000, 2)
         s.timings["total"] = round((now - s.started) * 1000, 2)
-        short = s.short_answer if s.short_answer and s.short_answer in v.text else None
+        short = (
+            s.short_answer
+            if s.short_answer and all(x in v.text for x in s.short_answer.split("; "))
+            else None
+        )
         s.result = Answer(
             question=s.question,
             standalone_question=s.standalone,
@@ -242,26 +274,36 @@ class QA:
 
     def _decide_parts(self, s: State, parts: list[str], support: float) -> ab.Decision:
         """A compound question ("Which airbase ..., and where ...?") is answered only when
-        every part is: each part is judged against the quoted sentence that best answers it,
-        the weakest part's probability is the confidence, and a veto of any part vetoes."""
-        quoted = {(x.passage, x.index) for x in s.quoted}
+        every part is: each part is judged against the sentence holding the reader's span for
+        it, the weakest part's probability is the confidence, and a veto of any part vetoes.
+        When only some parts fail, the reason is "part_unanswered"."""
         threshold = self.settings.abstain_threshold
-        confidence, reason = 1.0, None
-        for part in parts:
+        t = self.model.threshold if threshold is None else threshold
+        confidence, vetoes, failed = 1.0, [], 0
+        for part, reading in zip(parts, s.readings, strict=True):
             pev = self.scorer.score(part, s.hits)
-            mine = [x for x in pev.sentences if (x.passage, x.index) in quoted]
+            best = reading.best()
+            key = (best.sentences[0].passage, best.sentences[0].index) if best else None
+            mine = [x for x in pev.sentences if (x.passage, x.index) == key]
             anchor = mine[0] if mine else None
             f = ab.features(pev, anchor, support)
             f.update(self.linguist.features(part, ab.anchor_texts(pev, anchor)))
+            f.update(reading.features())
             d = ab.decide(f, self.model, threshold)
             confidence = min(confidence, d.confidence)
-            if reason is None and d.reason not in (None, "low_confidence"):
-                reason = d.reason
-        if reason is None and confidence < (
-            self.model.threshold if threshold is None else threshold
-        ):
-            reason = "low_confidence"
-        return ab.Decision(confidence, reason is not None, reason)
+            failed += d.confidence < t or d.abstain
+            if d.reason not in (None, "low_confidence"):
+                vetoes.append(d.reason)
+        if vetoes:
+            return ab.Decision(confidence, True, vetoes[0])
+        if failed == len(parts):
+            best_margin = max(r.features()["read_margin"] for r in s.readings)
+            return ab.Decision(
+                confidence, True, "no_answer" if best_margin < 0 else "low_confidence"
+            )
+        if failed:
+            return ab.Decision(confidence, True, "part_unanswered")
+        return ab.Decision(confidence, False, None)
 
     # Composition ---------------------------------------------------------------------------
 
@@ -270,6 +312,7 @@ class QA:
             _timed("condense", self._condense)
             | _timed("retrieve", self._retrieve)
             | _timed("evidence", self._select)
+            | _timed("read", self._read)
         )
 
     def _tail(self) -> Runnable[State, State]:

@@ -49,6 +49,7 @@ FEATURES: tuple[str, ...] = (
     "read_rank",
     "read_words",
 )
+RANK_PRIOR = 2.0  # logits of span margin one retrieval rank (in log1p) is worth
 NO_SPAN = -20.0  # the margin of a reading that found nothing to read
 
 
@@ -318,5 +319,8 @@ def read_evidence(reader: Reader, question: str, ev: Evidence, k: int) -> Readin
         if not holding:  # a span in text the sentence splitter dropped (a bare title line)
             continue
         found.append(Found(i, span, p.text[span.start : span.end].strip(), holding))
-    found.sort(key=lambda f: f.span.margin, reverse=True)
+    # The reader sees one passage at a time; retrieval saw them all. On the SQuAD dev split
+    # (calibration data) a log-rank prior picked the passage holding the gold 3 points more
+    # often than the margin alone (0.739 against 0.709 of 165 answerable questions).
+    found.sort(key=lambda f: f.span.margin - RANK_PRIOR * np.log1p(f.passage), reverse=True)
     return Reading(question, found)

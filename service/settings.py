@@ -28,6 +28,8 @@ class Settings(IndexSettings):
     # Answering: how many passages the answer may draw on, and the verifier's bar.
     retrieve_k: int = Field(default=20, ge=1, le=200)
     min_support: float = Field(default=0.5, ge=0.0, le=1.0)
+    # How many of the retrieved passages the reader reads for an answer span.
+    read_k: int = Field(default=5, ge=1, le=50)
     # Abstain when the calibrated probability of a correct answer is below this.
     abstain_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     verify: bool = True  # switching these off exists to prove the eval gate catches it

@@ -68,6 +68,7 @@ CSS = """
 .gqa-abstain .gqa-label { background: #fef3c7; color: #92400e; }
 .gqa-abstain .gqa-text { font-style: italic; }
 .gqa-reason { color: #6b7280; font-size: 0.85em; }
+.gqa-short { font-size: 1.2em; font-weight: 600; margin: 0.2em 0 0.4em; }
 a.gqa-cite {
   font-weight: 600; text-decoration: none; cursor: pointer; padding: 0 1px;
   color: var(--color-accent, #2563eb);
@@ -178,9 +179,15 @@ class Renderer:
         )
         label = f"Answer · confidence {answer.confidence:.2f}"
         text = self._text(uid, answer.answer, {c.n for c in citations})
+        # The reader's span first, the quoted sentence that holds it under it.
+        short = (
+            f'<div class="gqa-short">{_esc(answer.short_answer)}</div>'
+            if answer.short_answer
+            else ""
+        )
         return (
             f'<div class="gqa-answer"><span class="gqa-label">{label}</span>'
-            f'<div class="gqa-text">{text}</div>{sources_block}</div>'
+            f'{short}<div class="gqa-text">{text}</div>{sources_block}</div>'
         )
 
 

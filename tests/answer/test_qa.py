@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from service.abstain import VETOES
 from service.qa import QA
 from service.result import ABSTAIN_ANSWER, Turn
 from service.settings import Settings
@@ -65,12 +66,17 @@ def test_answerable_questions_get_the_fact_with_exact_citations(
         (ANSWERABLE[1][0], "four"),
         # named entities of the asked kind: a place, not the capitalised "Mediterranean" nearby
         ("Over which Syrian port city did Iran attempt to expand its control?", "Tartous"),
-        # the whole amount, unit included
-        ("How much financial aid has Iran pumped into the Assad regime?", "5 billion US dollars"),
+        ("How much financial aid has Iran pumped into the Assad regime?", "5 billion"),
+        # the example of a needless refusal before the reader
+        ("Which Quds Force commander is named in the sources?", "Qasem Soleimani"),
     ],
 )
 def test_short_answer_is_the_answering_span(qa: QA, question: str, short: str) -> None:
-    assert qa.ask(question).short_answer == short
+    a = qa.ask(question)
+    assert not a.abstained, (a.reason, a.confidence)
+    # the reader's span: the answer, give or take a unit or a title, not a sentence
+    assert a.short_answer is not None and short in a.short_answer
+    assert len(a.short_answer) <= len(short) + 30, a.short_answer
 
 
 @pytest.mark.parametrize("question", NEAR_MISSES + OFF_TOPIC)
@@ -161,23 +167,18 @@ def test_dead_llm_endpoint_does_not_break_extractive_follow_ups(
         generative.ask("Who was barred from it?", history, mode="generative")
 
 
-def test_compound_question_quotes_a_sentence_for_each_part(qa: QA) -> None:
-    from service.extractive import compose
-
+def test_compound_question_quotes_a_sentence_for_each_part(qa: QA, qa_settings: Settings) -> None:
+    loose = QA(qa_settings.model_copy(update={"abstain": False}), index=qa.index)
     q = (
         "Which lawmaker cited the constitution, and which airbase were Russian warplanes "
         "launched from?"
     )
-    draft = compose(qa.scorer.score(q, qa.index.search(q, k=20)))
-    assert "Falahatpisheh" in draft.text and "Hamadan" in draft.text
-    # a simple question still gets its one or two best sentences, not one per clause
-    single = compose(
-        qa.scorer.score(
-            "Which lawmaker cited the constitution?",
-            qa.index.search("Which lawmaker cited the constitution?", k=20),
-        )
-    )
-    assert "Falahatpisheh" in single.text and "Hamadan" not in single.text
+    both = loose.ask(q)
+    assert "Falahatpisheh" in both.answer and "Hamadan" in both.answer
+    assert both.short_answer is not None and "; " in both.short_answer  # a span per part
+    # a simple question gets the sentence holding its span, not one per clause
+    single = loose.ask("Which lawmaker cited the constitution?")
+    assert "Falahatpisheh" in single.answer and "Hamadan" not in single.answer
 
 
 def test_compound_question_is_judged_part_by_part(qa: QA) -> None:
@@ -191,4 +192,6 @@ def test_compound_question_is_judged_part_by_part(qa: QA) -> None:
         "Which valley near Damascus was attacked, and who commanded the attack?",
     ]:
         half = qa.ask(question)
-        assert half.abstained and half.reason == "low_confidence", (question, half.confidence)
+        # the unanswered part says so, or a veto of that part does
+        assert half.abstained, (question, half.confidence)
+        assert half.reason in {"part_unanswered", *VETOES}, (question, half.reason)

@@ -64,6 +64,13 @@ def ask(page: Any, question: str) -> Any:
 def test_citation_opens_the_highlighted_passage(page: Any) -> None:
     answer = ask(page, QUESTION)
     assert "Wadi Barada" in answer.locator(".gqa-text").inner_text()
+    # the reader's short answer comes first, the quoted sentence under it
+    short = answer.locator(".gqa-short")
+    assert short.count() == 1 and short.inner_text().strip()
+    assert short.inner_text().strip() in answer.locator(".gqa-text").inner_text()
+    assert short.evaluate(
+        "el => el.compareDocumentPosition(el.parentElement.querySelector('.gqa-text')) === 4"
+    )
     cite = answer.locator("a.gqa-cite", has_text="[1]")
     assert cite.count() == 1
     passage = answer.locator("details.gqa-passage").first

@@ -1,0 +1,129 @@
+"""The reader: the shipped weights (real model), their integrity check, and the training script."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from service.reader import MANIFEST, MODEL_DIR, WEIGHTS, Reader, ReaderIntegrityError, sha256_of
+from service.train_reader import DATA, Config, load_examples, train
+
+PASSAGE = (
+    "The Normans were the people who in the 10th and 11th centuries gave their name to "
+    "Normandy, a region in France. They were descended from Norse raiders and pirates from "
+    "Denmark, Iceland and Norway who, under their leader Rollo, agreed to swear fealty to "
+    "King Charles III of West Francia."
+)
+UNRELATED = (
+    "The boiling point of water at sea level is 100 degrees Celsius. At higher altitudes "
+    "the air pressure is lower, so water boils at a lower temperature."
+)
+
+
+@pytest.fixture(scope="module")
+def reader() -> Reader:
+    r = Reader()
+    r.warmup()
+    return r
+
+
+def test_shipped_weights_match_their_manifest() -> None:
+    manifest = json.loads((MODEL_DIR / MANIFEST).read_text(encoding="utf-8"))
+    assert sha256_of(MODEL_DIR / WEIGHTS) == manifest["sha256"]
+    # compact: fp16 and without the frozen embeddings
+    assert (MODEL_DIR / WEIGHTS).stat().st_size < 50_000_000
+    assert (MODEL_DIR / "MODEL_CARD.md").is_file()
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("Who led the Norse raiders?", "Rollo"),
+        ("In what country is Normandy located?", "France"),
+        ("To which king did they swear fealty?", "Charles III"),
+    ],
+)
+def test_reader_finds_the_span(reader: Reader, question: str, answer: str) -> None:
+    (span,) = reader.read(question, [PASSAGE])
+    assert span is not None
+    assert answer in PASSAGE[span.start : span.end]
+    assert span.margin > 0
+
+
+def test_reader_prefers_the_passage_that_answers(reader: Reader) -> None:
+    good, bad = reader.read("Who led the Norse raiders?", [PASSAGE, UNRELATED])
+    assert good is not None and bad is not None
+    assert good.margin > bad.margin
+    assert bad.margin < 0  # nothing in the water passage answers it
+
+
+def test_long_passages_are_read_in_windows(reader: Reader) -> None:
+    long = " ".join([UNRELATED] * 12) + " " + PASSAGE
+    (span,) = reader.read("Who led the Norse raiders?", [long])
+    assert span is not None and span.window > 1
+    assert "Rollo" in long[span.start : span.end]
+
+
+def test_corrupt_weights_fail_loudly(tmp_path: Path) -> None:
+    broken = tmp_path / "reader"
+    shutil.copytree(MODEL_DIR, broken)
+    data = bytearray((broken / WEIGHTS).read_bytes())
+    data[-1] ^= 0xFF
+    (broken / WEIGHTS).write_bytes(bytes(data))
+    with pytest.raises(ReaderIntegrityError, match="sha256"):
+        Reader(broken).read("Who?", [PASSAGE])
+
+
+def test_missing_weights_fail_loudly(tmp_path: Path) -> None:
+    with pytest.raises(ReaderIntegrityError, match="not found"):
+        Reader(tmp_path).read("Who?", [PASSAGE])
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/training is not here")
+def test_training_data_never_includes_the_dev_split() -> None:
+    dev = json.loads((DATA.parent / "benchmarks" / "squad2" / "dev-split.json").read_text())
+    dev_contexts = {p["context"] for a in dev["data"] for p in a["paragraphs"]}
+    examples = load_examples(Config(max_articles=40))
+    assert examples and not {e.context for e in examples} & dev_contexts
+    kinds = {e.kind for e in examples}
+    assert kinds == {"answerable", "unanswerable", "negative"}
+    for e in examples:
+        if e.answer_start >= 0:
+            assert e.context[e.answer_start :].startswith(e.answer_text)
+        else:
+            assert e.kind != "answerable"
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/training is not here")
+def test_training_smoke(tmp_path: Path) -> None:
+    """A few hundred examples for two steps: the script, export and manifest keep working."""
+    cfg = Config(
+        out=str(tmp_path / "model"),
+        work=str(tmp_path / "work"),
+        log=str(tmp_path / "work" / "train.log"),
+        answerable=200,
+        unanswerable=60,
+        negatives=60,
+        max_articles=20,
+        max_steps=2,
+        batch_size=8,
+        checkpoint_every=1,
+    )
+    summary = train(cfg)
+    assert summary["steps"] == 2
+    out = tmp_path / "model"
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["sha256"] == sha256_of(out / WEIGHTS)
+    assert manifest["config"]["seed"] == cfg.seed
+    events = [json.loads(x)["event"] for x in (tmp_path / "work" / "train.log").open()]
+    assert events[0] == "data" and events[-1] == "done"
+    # what it wrote loads and reads
+    (span,) = Reader(out).read("Who led the Norse raiders?", [PASSAGE])
+    assert span is not None and 0 <= span.start < span.end <= len(PASSAGE)
+    # and resuming from the checkpoint continues rather than starting over
+    again = train(dataclasses.replace(cfg, resume=True, max_steps=3))
+    assert again["steps"] == 3
