@@ -5,8 +5,8 @@ Run: ``.venv/bin/python -m bench.answer [--repeat N]``; writes ``bench/results/a
 Measured in the same run, on the same questions and the same loaded model:
 (a) baseline: the bare ``Index.search(question, k=retrieve_k)`` (embedding + dense + BM25),
     the floor any answer built on retrieval pays;
-(b) groundqa: ``QA.ask`` in extractive mode (condense, retrieve, evidence, answer, verify,
-    abstain), with its per-stage split.
+(b) groundqa: ``QA.ask`` in extractive mode (condense, retrieve, evidence, read, answer,
+    verify, abstain), with its per-stage split.
 
 Goal: (b) median under 50 ms per question. Each question runs ``--repeat`` times per side,
 interleaved, and the median over all runs counts (the machine is shared).

@@ -24,7 +24,7 @@ from service.evidence import Evidence, EvidenceScorer, QueryCache, Sentence
 from service.extractive import ExtractiveDrafter, compose_read
 from service.nlp import Linguist
 from service.protocols import Condenser, Drafter
-from service.reader import Reader, Reading, read_evidence
+from service.reader import Reader, Reading, read_evidence, shared_reader
 from service.result import ABSTAIN_ANSWER, Answer, Mode, Passage, StreamEvent, Turn
 from service.verify import Verified, unverified, verify
 
@@ -48,7 +48,8 @@ class State:
     standalone: str = ""
     hits: list[Any] = field(default_factory=list)
     evidence: Evidence | None = None
-    readings: list[Reading] = field(default_factory=list)  # one per question part
+    parts: list[str] = field(default_factory=list)  # the question's parts (one unless compound)
+    readings: list[Reading] = field(default_factory=list)  # one per part
     context: list[Passage] = field(default_factory=list)  # what [n] in the draft refers to
     draft: str = ""
     short_answer: str | None = None
@@ -116,7 +117,7 @@ class QA:
     @property
     def reader(self) -> Reader:
         if self._reader is None:
-            self._reader = Reader()
+            self._reader = shared_reader()
         return self._reader
 
     def condenser(self) -> Condenser:
@@ -188,14 +189,14 @@ class QA:
 
     def _read(self, s: State) -> State:
         assert s.evidence is not None
-        k = self.settings.read_k
-        parts = tx.compound_parts(s.standalone) if s.mode == "extractive" else [s.standalone]
-        if len(parts) > 1:
-            # each part is read on its own: the span answering "when was X" is not the one
-            # answering "and when was Y"
-            s.readings = [read_evidence(self.reader, p, s.evidence, k) for p in parts]
-        else:
-            s.readings = [read_evidence(self.reader, s.standalone, s.evidence, k)]
+        # each part is read on its own: the span answering "when was X" is not the one
+        # answering "and when was Y"
+        s.parts = tx.compound_parts(s.standalone) if s.mode == "extractive" else []
+        if len(s.parts) < 2:
+            s.parts = [s.standalone]
+        s.readings = [
+            read_evidence(self.reader, p, s.evidence, self.settings.read_k) for p in s.parts
+        ]
         return s
 
     def _answer(self, s: State) -> State:
@@ -223,12 +224,12 @@ class QA:
         assert s.evidence is not None and s.verified is not None
         ev, v = s.evidence, s.verified
         anchor = s.anchor if s.mode == "extractive" else _anchor(ev, v)
-        parts = tx.compound_parts(s.standalone) if s.mode == "extractive" else [s.standalone]
+        parts = s.parts
         together = s.quoted[1:] if len(parts) > 1 else ()
         f = s.features = ab.features(ev, anchor, v.support, together)
         f.update(self.linguist.features(s.standalone, ab.anchor_texts(ev, anchor)))
         f.update(s.readings[0].features())
-        if len(parts) > 1 and len(s.readings) == len(parts):
+        if len(parts) > 1:
             decision = self._decide_parts(s, parts, v.support)
         else:
             decision = ab.decide(f, self.model, self.settings.abstain_threshold)
@@ -297,10 +298,8 @@ class QA:
         if vetoes:
             return ab.Decision(confidence, True, vetoes[0])
         if failed == len(parts):
-            best_margin = max(r.features()["read_margin"] for r in s.readings)
-            return ab.Decision(
-                confidence, True, "no_answer" if best_margin < 0 else "low_confidence"
-            )
+            nothing = all(r.features()["read_margin"] < 0 for r in s.readings)
+            return ab.Decision(confidence, True, "no_answer" if nothing else "low_confidence")
         if failed:
             return ab.Decision(confidence, True, "part_unanswered")
         return ab.Decision(confidence, False, None)

@@ -13,11 +13,13 @@ weights' sha256 is checked at load, and a mismatch is an error, never a silent f
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,11 +131,10 @@ class Reader:
         self._net: Any = None
         self._tokenizer: Any = None  # a transformers fast tokenizer
         self._lock = threading.Lock()
-        self.manifest: dict[str, Any] = {}
 
     def _load(self) -> None:
         try:
-            import torch
+            import torch  # noqa: F401  (here, so a missing install gets the message below)
             from safetensors.torch import load_file
             from transformers import AutoTokenizer
         except ImportError as exc:
@@ -164,8 +165,6 @@ class Reader:
             )
         net.eval()
         self._tokenizer = AutoTokenizer.from_pretrained(str(base))
-        self.manifest = manifest
-        self._torch = torch
         self._net = net
 
     def warmup(self) -> None:
@@ -197,7 +196,8 @@ class Reader:
         )
         owner = enc.pop("overflow_to_sample_mapping").tolist()
         offsets = enc.pop("offset_mapping").tolist()
-        torch = self._torch
+        import torch  # loaded by _ensure; only the name is bound here
+
         with torch.inference_mode():
             start, end, answerable = self._net(
                 enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]
@@ -219,7 +219,7 @@ class Reader:
             if prev is None or cand.margin > prev.margin:
                 out[p] = cand
         return [
-            None if s is None else Span(s.start, s.end, s.score, s.null, s.answerable, counts[i])
+            None if s is None else dataclasses.replace(s, window=counts[i])
             for i, s in enumerate(out)
         ]
 
@@ -231,6 +231,14 @@ class Reader:
         # an over-long question would leave no room for the passage: keep its end, where
         # the asking usually is
         return str(self._tokenizer.decode(ids[-MAX_QUESTION_TOKENS:]))
+
+
+@lru_cache(maxsize=4)
+def shared_reader(model_dir: Path = MODEL_DIR) -> Reader:
+    """One reader per model directory per process, as ``index.embedding.get_embedder`` does
+    for the embedder: every ``QA`` of a process (the API's, the evals', the tests') shares
+    its loaded weights instead of loading and hashing them again."""
+    return Reader(model_dir)
 
 
 def best_span(
