@@ -47,7 +47,7 @@ DEFAULT_SQUAD = (
     Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "squad2" / "dev-split.json"
 )
 MIN_ANSWER_RATE = 0.75
-FEATURE_VERSION = 6  # bump when features or the pipeline change, to invalidate the cache
+FEATURE_VERSION = 7  # bump when features or the pipeline change, to invalidate the cache
 
 
 def _sha256(path: Path) -> str:
@@ -96,7 +96,6 @@ def collect(
     qa = QA(settings)
     report = qa.index.ingest()
     log.info("ingested %d chunks (%d new)", report.chunks_total, report.chunks_embedded)
-    _prewarm(qa)
     started = time.perf_counter()
     with cache.open("a", encoding="utf-8") as out:
         for i, q in enumerate(todo, 1):
@@ -163,30 +162,6 @@ def _refresh_text_features(rows: list[dict[str, Any]], embedder: TokenEmbedder) 
             r["features"].update(linguist.features(r["question"], r["anchor"]))
         else:
             r["features"].update(empty_features(r["question"]))
-
-
-def _prewarm(qa: Any) -> None:
-    """Split and embed every chunk in large batches up front (many times faster than letting
-    each question embed the few chunks it meets first). Uses the index's private listing, so
-    it quietly does nothing if that changes."""
-    from service.result import Passage
-
-    try:
-        idx = qa.index
-        texts = list(idx._all_texts(idx._current_pointer().active))
-    except Exception as exc:  # pragma: no cover - an optimisation only
-        log.info("no prewarm (%s)", exc)
-        return
-    passages = [
-        Passage(source="", title="", chunk_id=cid, start=0, end=len(t), text=t, score=0.0)
-        for cid, t in texts
-    ]
-    started = time.perf_counter()
-    for i in range(0, len(passages), 256):
-        qa.scorer.store.get_many(passages[i : i + 256])
-    log.info(
-        "embedded the sentences of %d chunks in %.0fs", len(passages), time.perf_counter() - started
-    )
 
 
 # The feature sets compared; the one with the best out-of-fold score is committed.

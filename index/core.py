@@ -21,6 +21,7 @@ from index.embedding import Embedder, get_embedder
 from index.errors import ConfigError, DocumentError, IndexEmpty, IndexUnavailable
 from index.keyword import BM25Index, KeywordIndex
 from index.loaders import Document, file_hash, parse, read_bytes, walk
+from index.sentences import pack
 from index.settings import IndexSettings
 from index.store import Pointer, Store, batched, unavailable
 from index.types import Chunk, Hit, IngestReport, SourceInfo
@@ -397,7 +398,13 @@ class Index:
                     ],
                 )
         chunks = [c for _, _, doc_chunks in group for c in doc_chunks]
-        vectors = self.embedder.encode([c.text for c in chunks])
+        texts = [c.text for c in chunks]
+        encode_chunks = getattr(self.embedder, "encode_chunks", None)
+        if encode_chunks is not None:
+            vectors, sentences = encode_chunks(texts)
+            packed: list[str | None] = [pack(s) for s in sentences]
+        else:  # an embedder without token vectors: answering splits these chunks itself
+            vectors, packed = self.embedder.encode(texts), [None] * len(chunks)
         report.chunks_embedded += len(chunks)
         with unavailable(self.settings):
             for lo in range(0, len(chunks), max_batch):
@@ -406,7 +413,10 @@ class Index:
                     ids=[c.id for c in part],
                     embeddings=vectors[lo : lo + max_batch],
                     documents=[c.text for c in part],
-                    metadatas=[_metadata(c) for c in part],
+                    metadatas=[
+                        _metadata(c, s)
+                        for c, s in zip(part, packed[lo : lo + max_batch], strict=True)
+                    ],
                 )
             new_ids = {c.id for c in chunks}
             for doc, entry, _ in group:
@@ -559,7 +569,7 @@ class Index:
         return out
 
 
-def _metadata(c: Chunk) -> dict[str, Any]:
+def _metadata(c: Chunk, sentences: str | None = None) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "source": c.source,
         "title": c.title,
@@ -569,6 +579,8 @@ def _metadata(c: Chunk) -> dict[str, Any]:
     }
     if c.page is not None:
         meta["page"] = c.page
+    if sentences is not None:
+        meta["sentences"] = sentences
     return meta
 
 
@@ -598,6 +610,7 @@ def _chunk(cid: str, text: Any, meta: Any) -> Chunk:
         end=int(meta["end"]),
         doc_hash=str(meta.get("doc_hash", "")),
         page=int(page) if page is not None else None,
+        sentences=meta.get("sentences"),
     )
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index.errors import ModelUnavailable
+from index.sentences import Sentences, pool, sentence_spans
 from index.settings import DEFAULT_EMBEDDING_MODEL, IndexSettings
 
 if TYPE_CHECKING:
@@ -150,6 +151,48 @@ class Embedder:
             v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
             tokens.append((tuple(pieces[1:-1]), v[1:-1]))  # without [CLS] and [SEP]
         return sentences.astype(np.float32), tokens
+
+    def encode_chunks(self, texts: list[str]) -> tuple[np.ndarray, list[Sentences]]:
+        """``encode(texts)`` plus each text's sentences with vectors pooled from the same
+        forward pass (see :mod:`index.sentences`); sentences past the model's window are
+        embedded on their own."""
+        all_spans = [sentence_spans(t) for t in texts]
+        if not texts:
+            return self.encode([]), []
+        outputs: list[dict[str, Any]] = self.model.encode(  # type: ignore[assignment]
+            list(texts),
+            batch_size=self.batch_size,
+            output_value=None,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        vectors = np.stack([_numpy(o["sentence_embedding"]) for o in outputs])
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        # The tokenizer call sentence-transformers makes, again, for the character offsets.
+        enc = self.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.max_tokens,
+            return_offsets_mapping=True,
+            return_attention_mask=False,
+        )
+        pooled: list[np.ndarray] = []
+        overflow: list[tuple[int, int, str]] = []  # (text, sentence, sentence text)
+        for i, (text, spans, o) in enumerate(zip(texts, all_spans, outputs, strict=True)):
+            offsets = [tuple(x) for x in enc["offset_mapping"][i]]
+            tokens = _numpy(o["token_embeddings"])[: len(offsets)]
+            rows, missing = pool(tokens, offsets, spans)
+            pooled.append(rows)
+            overflow.extend((i, j, text[spans[j][0] : spans[j][1]]) for j in missing)
+        if overflow:
+            alone = self.encode([t for _, _, t in overflow])
+            for (i, j, _), v in zip(overflow, alone, strict=True):
+                pooled[i][j] = v
+        sentences = [
+            Sentences(spans=tuple(spans), vectors=rows)
+            for spans, rows in zip(all_spans, pooled, strict=True)
+        ]
+        return vectors.astype(np.float32), sentences
 
     def token_vectors(self, texts: list[str]) -> list[tuple[tuple[str, ...], np.ndarray]]:
         """Each text's word pieces and their L2-normalized contextual vectors."""

@@ -43,12 +43,44 @@ def file_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_HEADLINE_WORDS = (3, 25)
+
+
 def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        line = line.strip().lstrip("\ufeff#").strip()
+    """The document's title: the line that reads like its headline.
+
+    Scraped pages often open with a caption or a menu item ("Logo Wide", "Menu"), so:
+    a Markdown heading when the opening lines have one; else an opening line that recurs
+    later as the heading of the body; else the first line, unless it is a short fragment
+    followed by a headline-shaped line (3–25 words, no closing full stop).
+    """
+    lines = [ln.strip().lstrip("\ufeff").strip() for ln in text.splitlines()]
+    opening = [ln for ln in lines if ln][:8]
+    if not opening:
+        return ""
+    for line in opening:
+        if line.startswith("#") and line.lstrip("#").strip():
+            return line.lstrip("#").strip()[:200]
+
+    def headline(line: str) -> bool:
+        lo, hi = _HEADLINE_WORDS
+        return lo <= len(line.split()) <= hi and not line.endswith((".", "!", "?", ":", ";"))
+
+    counts: dict[str, int] = {}
+    for line in lines:
         if line:
+            counts[line] = counts.get(line, 0) + 1
+    for line in opening:
+        if counts[line] > 1 and headline(line):
             return line[:200]
-    return ""
+    first = opening[0]
+    if len(first.split()) < _HEADLINE_WORDS[0]:
+        for line in opening[1:3]:
+            if headline(line):
+                return line[:200]
+            if len(line.split()) >= _HEADLINE_WORDS[0]:
+                break  # body text: the short first line was the title after all
+    return first[:200]
 
 
 def one_line(reason: str, limit: int = 300) -> str:

@@ -17,6 +17,9 @@ class Chunk:
     end: int
     doc_hash: str
     page: int | None = None
+    # The chunk's sentences as stored at ingest (``index.sentences.pack``); None when the
+    # index predates them, and then answering splits and embeds the chunk itself.
+    sentences: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,14 @@ def create_app(settings: Settings, qa: QA | None = None, *, warmup: bool = True)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Sync routes run in anyio's worker threads (40 by default). Every answer waiting for
+        # an admission slot holds one, so the pool must outnumber the admission queue, or
+        # requests would wait for a thread without bound before the queue could refuse them.
+        import anyio.to_thread
+
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        wanted = settings.max_concurrent_answers + settings.max_queued_answers + 16
+        limiter.total_tokens = max(int(limiter.total_tokens), wanted)
         if warmup:
             await run_in_threadpool(services.warmup.run)
         yield

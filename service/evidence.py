@@ -2,8 +2,8 @@
 
 A sentence's score mixes embedding similarity to the question, coverage of the question's
 key terms, whether it holds a span of the type the question asks for, and its passage's
-retrieval rank. Sentence splits and embeddings are cached per chunk, so a corpus is split
-and embedded once per process.
+retrieval rank. Sentence splits and vectors come with the chunk from ingest
+(:mod:`index.sentences`), so a question costs no embedding beyond its own.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from index.sentences import Sentences, unpack
 from index.types import Chunk, Hit
 from service import text as tx
+from service.batching import MicroBatcher
 from service.cache import LRU
 from service.result import Passage
 
@@ -107,9 +109,14 @@ def hit_of(p: Passage) -> Hit:
 
 
 class SentenceStore:
-    """Process-wide cache of passage sentences and their embeddings, keyed by chunk id and text."""
+    """Process-wide cache of passage sentences and their embeddings, keyed by chunk id and text.
 
-    def __init__(self, embedder: Embedder, max_chunks: int = 100_000) -> None:
+    Chunks ingested with their sentences (:mod:`index.sentences`) only need their word stems
+    here; older ones are split and embedded on first use. The cache is bounded so that serving
+    memory does not grow with the corpus: 4,096 entries of about 10 KB.
+    """
+
+    def __init__(self, embedder: Embedder, max_chunks: int = 4096) -> None:
         self.embedder = embedder
         self._cache: OrderedDict[str, ChunkSentences] = OrderedDict()
         self._max = max_chunks
@@ -120,39 +127,62 @@ class SentenceStore:
         # The text hash guards against a chunk id reused for edited content.
         return chunk_id + ":" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
-    def get_many(self, passages: Sequence[Passage]) -> list[ChunkSentences]:
+    def get_many(
+        self, passages: Sequence[Passage], stored: Sequence[str | None] | None = None
+    ) -> list[ChunkSentences]:
+        """Sentences of each passage; ``stored`` holds what ingest packed for each, if any."""
         keys = [self._key(p.chunk_id, p.text) for p in passages]
         with self._lock:
             found = {k: self._cache[k] for k in keys if k in self._cache}
-        missing = [(k, p) for k, p in zip(keys, passages, strict=True) if k not in found]
-        if missing:
-            fresh = self._build([p.text for _, p in dict(missing).items()])
-            with self._lock:
-                for (k, _), cs in zip(dict(missing).items(), fresh, strict=True):
-                    self._cache[k] = cs
-                    found[k] = cs
-                while len(self._cache) > self._max:
-                    self._cache.popitem(last=False)
+            for k in found:
+                self._cache.move_to_end(k)
+        todo: dict[str, Passage] = {}
+        for i, (k, p) in enumerate(zip(keys, passages, strict=True)):
+            if k in found:
+                continue
+            ready = unpack(stored[i]) if stored is not None else None
+            if ready is not None and _fits(ready, p.text):
+                found[k] = _with_words(p.text, ready.spans, ready.vectors)
+            else:
+                todo[k] = p
+        fresh = dict(zip(todo, self._build([p.text for p in todo.values()]), strict=True))
+        found.update(fresh)
+        with self._lock:
+            for k in keys:
+                self._cache[k] = found[k]
+                self._cache.move_to_end(k)
+            while len(self._cache) > self._max:
+                self._cache.popitem(last=False)
         return [found[k] for k in keys]
 
     def _build(self, texts: list[str]) -> list[ChunkSentences]:
+        if not texts:
+            return []
         all_spans = [tx.sentence_spans(t) for t in texts]
         flat = [t[s:e] for t, spans in zip(texts, all_spans, strict=True) for s, e in spans]
         vecs = self.embedder.encode(flat) if flat else np.zeros((0, 1), dtype=np.float32)
         vecs = np.asarray(vecs, dtype=np.float32)
         out, i = [], 0
         for t, spans in zip(texts, all_spans, strict=True):
-            sents = [t[s:e] for s, e in spans]
-            out.append(
-                ChunkSentences(
-                    spans=tuple(spans),
-                    stems=tuple(frozenset(tx.content_stems(s)) for s in sents),
-                    names=tuple(name_keys(s) for s in sents),
-                    vectors=vecs[i : i + len(spans)],
-                )
-            )
+            out.append(_with_words(t, tuple(spans), vecs[i : i + len(spans)]))
             i += len(spans)
         return out
+
+
+def _fits(s: Sentences, text: str) -> bool:
+    return all(0 <= a < b <= len(text) for a, b in s.spans)
+
+
+def _with_words(
+    text: str, spans: tuple[tuple[int, int], ...], vectors: np.ndarray
+) -> ChunkSentences:
+    sents = [text[s:e] for s, e in spans]
+    return ChunkSentences(
+        spans=spans,
+        stems=tuple(frozenset(tx.content_stems(s)) for s in sents),
+        names=tuple(name_keys(s) for s in sents),
+        vectors=vectors,
+    )
 
 
 def name_keys(sentence: str) -> tuple[str, ...]:
@@ -208,7 +238,7 @@ class EvidenceScorer:
         q = tx.analyse(question)
         qv = self.encode_question(question) if qvec is None else qvec
         passages = [passage_of(h) for h in hits]
-        chunks = self.store.get_many(passages)
+        chunks = self.store.get_many(passages, [h.chunk.sentences for h in hits])
         q_lower = question.lower()
         sentences: list[Sentence] = []
         by_passage: dict[int, list[Sentence]] = {}
@@ -290,6 +320,21 @@ class QueryCache:
     def __init__(self, embedder: Embedder, size: int = 256) -> None:
         self._inner = embedder
         self._memo: LRU[tuple[np.ndarray, Any]] = LRU(size)
+        # Questions of concurrent requests are embedded together (see service.batching).
+        self._batcher: MicroBatcher[str, tuple[np.ndarray, Any]] = MicroBatcher(
+            self._embed_questions, max_items=32, wait_ms=2.0, name="question-embedding"
+        )
+
+    def _embed_questions(self, texts: list[str]) -> list[tuple[np.ndarray, Any]]:
+        both = getattr(self._inner, "encode_with_tokens", None)
+        with _one_thread():
+            if both is not None:
+                vecs, tokens = both(texts)
+                return [
+                    (np.asarray(v, dtype=np.float32), t) for v, t in zip(vecs, tokens, strict=True)
+                ]
+            vecs = np.asarray(self._inner.encode(texts), dtype=np.float32)
+            return [(v, None) for v in vecs]
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
@@ -303,13 +348,7 @@ class QueryCache:
         hit = self._memo.get(texts[0])
         if hit is not None:
             return hit[0][None, :].copy()
-        both = getattr(self._inner, "encode_with_tokens", None)
-        with _one_thread():
-            if both is not None:
-                vecs, tokens = both(texts)
-                entry = (np.asarray(vecs, dtype=np.float32)[0], tokens[0])
-            else:
-                entry = (np.asarray(self._inner.encode(texts), dtype=np.float32)[0], None)
+        entry = self._batcher.submit(texts[0])
         self._memo.put(texts[0], entry)
         return entry[0][None, :].copy()
 

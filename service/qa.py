@@ -19,6 +19,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from index.errors import ConfigError, GroundQAError, ModelUnavailable
 from service import abstain as ab
 from service import text as tx
+from service.admission import Admission
 from service.condense import HeuristicCondenser
 from service.evidence import Evidence, EvidenceScorer, QueryCache, Sentence
 from service.extractive import ExtractiveDrafter, compose_read
@@ -84,6 +85,9 @@ class QA:
         self._model: ab.Model | None = None
         self._linguist: Linguist | None = None
         self._reader: Reader | None = None
+        self.admission = Admission(
+            settings.max_concurrent_answers, settings.max_queued_answers, settings.queue_timeout_s
+        )
 
     # Components, built on first use --------------------------------------------------------
 
@@ -353,7 +357,9 @@ class QA:
         top_k: int | None = None,
     ) -> Answer:
         """Answer ``question`` from the corpus, or abstain."""
-        state = self.chain.invoke(self._state(question, history, mode, top_k))
+        state = self._state(question, history, mode, top_k)
+        with self.admission.slot():
+            state = self.chain.invoke(state)
         assert state.result is not None
         return state.result
 
@@ -366,7 +372,13 @@ class QA:
         top_k: int | None = None,
     ) -> Iterator[StreamEvent]:
         """Deltas of the draft (generative) or the answer (extractive), then one ``final``."""
-        state = self._head().invoke(self._state(question, history, mode, top_k))
+        state = self._state(question, history, mode, top_k)
+        # The slot covers the local model work; a remote LLM's drafting is waited for outside it.
+        with self.admission.slot():
+            state = self._head().invoke(state)
+            if state.mode != "generative":
+                state = _timed("answer", self._answer).invoke(state)
+                state = self._tail().invoke(state)
         if state.mode == "generative":
             t0 = time.perf_counter()
             parts = []
@@ -375,9 +387,7 @@ class QA:
                 yield StreamEvent(type="delta", delta=delta)
             state.draft = "".join(parts)
             state.timings["answer"] = round((time.perf_counter() - t0) * 1000, 2)
-        else:
-            state = _timed("answer", self._answer).invoke(state)
-        state = self._tail().invoke(state)
+            state = self._tail().invoke(state)
         assert state.result is not None
         if state.mode != "generative":
             yield StreamEvent(type="delta", delta=state.result.answer)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index.errors import ModelUnavailable
+from service.batching import MicroBatcher
 
 if TYPE_CHECKING:
     import torch
@@ -53,6 +54,11 @@ FEATURES: tuple[str, ...] = (
 )
 RANK_PRIOR = 2.0  # logits of span margin one retrieval rank (in log1p) is worth
 NO_SPAN = -20.0  # the margin of a reading that found nothing to read
+
+# One request's windows (input ids, attention mask, token types: torch tensors, rows x tokens)
+# and the reader's logits for them (start, end, answerable: numpy).
+Windows = tuple[Any, Any, Any]
+Logits = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 class ReaderIntegrityError(ModelUnavailable):
@@ -125,12 +131,17 @@ class Span:
 class Reader:
     """Reads questions against passages. Loads on first use; safe to share between threads."""
 
+    # Concurrent reads share forward passes of up to this many windows (see service.batching).
+    batch_windows = 32
+    batch_wait_ms = 2.0
+
     def __init__(self, model_dir: Path = MODEL_DIR, *, base: Path | None = None) -> None:
         self.model_dir = model_dir
         self._base = base
         self._net: Any = None
         self._tokenizer: Any = None  # a transformers fast tokenizer
         self._lock = threading.Lock()
+        self._batch: MicroBatcher[Windows, Logits] | None = None
 
     def _load(self) -> None:
         try:
@@ -196,13 +207,8 @@ class Reader:
         )
         owner = enc.pop("overflow_to_sample_mapping").tolist()
         offsets = enc.pop("offset_mapping").tolist()
-        import torch  # loaded by _ensure; only the name is bound here
-
-        with torch.inference_mode():
-            start, end, answerable = self._net(
-                enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]
-            )
-        start_np, end_np, ans_np = start.numpy(), end.numpy(), answerable.numpy()
+        windows = (enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
+        start_np, end_np, ans_np = self._batcher.submit(windows)
         out: list[Span | None] = [None] * len(passages)
         counts = [0] * len(passages)
         for w, p in enumerate(owner):
@@ -222,6 +228,47 @@ class Reader:
             None if s is None else dataclasses.replace(s, window=counts[i])
             for i, s in enumerate(out)
         ]
+
+    @property
+    def _batcher(self) -> MicroBatcher[Windows, Logits]:
+        if self._batch is None:
+            with self._lock:
+                if self._batch is None:
+                    self._batch = MicroBatcher(
+                        self._forward,
+                        max_items=self.batch_windows,
+                        wait_ms=self.batch_wait_ms,
+                        name="reader",
+                        size=lambda w: int(w[0].shape[0]),
+                    )
+        return self._batch
+
+    def _forward(self, requests: list[Windows]) -> list[Logits]:
+        """One forward pass over the windows of several requests, padded to the longest."""
+        import torch  # loaded by _ensure; only the name is bound here
+
+        longest = max(int(r[0].shape[1]) for r in requests)
+
+        def padded(t: Any) -> Any:
+            return torch.nn.functional.pad(t, (0, longest - int(t.shape[1])))
+
+        ids, mask, types = (torch.cat([padded(r[i]) for r in requests]) for i in range(3))
+        with torch.inference_mode():
+            start, end, answerable = self._net(ids, mask, types)
+        start_np, end_np, ans_np = start.numpy(), end.numpy(), answerable.numpy()
+        out: list[Logits] = []
+        row = 0
+        for r in requests:
+            n, width = int(r[0].shape[0]), int(r[0].shape[1])
+            out.append(
+                (
+                    start_np[row : row + n, :width],
+                    end_np[row : row + n, :width],
+                    ans_np[row : row + n],
+                )
+            )
+            row += n
+        return out
 
     def _question(self, question: str) -> str:
         assert self._tokenizer is not None

@@ -47,6 +47,11 @@ class Settings(IndexSettings):
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_upload_files: int = Field(default=10, ge=1)
     ui: bool = True
+    # Answers computed at once, and how many more may wait (first come, first served) before
+    # a request is refused with 503 and Retry-After; see service/admission.py and bench/load.py.
+    max_concurrent_answers: int = Field(default=2, ge=1, le=64)
+    max_queued_answers: int = Field(default=64, ge=0, le=10_000)
+    queue_timeout_s: float = Field(default=30.0, gt=0)
     # Serving on a non-loopback address without API keys must be asked for explicitly.
     allow_anonymous: bool = False
     log_level: str = "INFO"

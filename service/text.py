@@ -7,12 +7,12 @@ spans with exact offsets, and regex/capitalisation patterns for names, numbers a
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-import pysbd
+# Re-exported: answering splits drafts the way ingest splits chunks.
+from index.sentences import sentence_spans as sentence_spans
 
 
 def _wordlist(text: str) -> list[str]:
@@ -206,47 +206,6 @@ def _key_match(a: str, b: str) -> bool:
 
 
 # --- sentences -------------------------------------------------------------------------------
-
-
-_local = threading.local()
-
-
-def _segmenter() -> pysbd.Segmenter:
-    # One per thread: a Segmenter keeps the text it is working on in itself, so API requests
-    # sharing one got each other's sentences (and abstained as "unsupported").
-    seg: pysbd.Segmenter | None = getattr(_local, "segmenter", None)
-    if seg is None:
-        seg = _local.segmenter = pysbd.Segmenter(language="en", clean=False, char_span=False)
-    return seg
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence in ``text``; every span slices ``text`` exactly, trimmed.
-
-    Lines are split first so titles and list items never merge into the next paragraph.
-    """
-    spans: list[tuple[int, int]] = []
-    for line in re.finditer(r"[^\n]+", text):
-        segment_text = line.group()
-        if not segment_text.strip():
-            continue
-        cursor = 0
-        for seg in _segmenter().segment(segment_text):
-            piece = seg.strip()
-            if not piece:
-                continue
-            at = segment_text.find(piece, cursor)
-            if at < 0:  # pysbd altered the text; fall back to the rest of the line
-                rest = segment_text[cursor:]
-                stripped = rest.strip()
-                if stripped:
-                    at = cursor + rest.find(stripped)
-                    spans.append((line.start() + at, line.start() + at + len(stripped)))
-                break
-            cursor = at + len(piece)
-            if re.search(r"\w", piece):
-                spans.append((line.start() + at, line.start() + cursor))
-    return spans
 
 
 def split_citations(draft: str) -> list[tuple[str, list[int]]]:

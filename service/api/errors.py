@@ -22,6 +22,7 @@ from index.errors import (
     IndexUnavailable,
     ModelUnavailable,
 )
+from service.admission import Overloaded
 
 log = logging.getLogger("groundqa.api")
 
@@ -90,6 +91,13 @@ def to_api_error(exc: Exception) -> ApiError:
     match exc:
         case ApiError():
             return exc
+        case Overloaded():
+            return ApiError(
+                503,
+                str(exc),
+                type="overloaded",
+                headers={"Retry-After": str(exc.retry_after)},
+            )
         case IndexUnavailable():
             return ApiError(
                 503,

@@ -68,6 +68,29 @@ def test_long_passages_are_read_in_windows(reader: Reader) -> None:
     assert "Rollo" in long[span.start : span.end]
 
 
+def test_concurrent_reads_share_forward_passes_and_match_reading_alone(reader: Reader) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    long = " ".join([UNRELATED] * 6) + " " + PASSAGE
+    asks = [
+        ("Who led the Norse raiders?", [PASSAGE, UNRELATED]),
+        ("In what country is Normandy located?", [long]),
+        ("At what temperature does water boil?", [UNRELATED, PASSAGE]),
+        ("To which king did they swear fealty?", [PASSAGE]),
+    ] * 3
+    alone = [reader.read(q, ps) for q, ps in asks]
+    before = reader._batcher.batches
+    with ThreadPoolExecutor(max_workers=len(asks)) as pool:
+        together = list(pool.map(lambda a: reader.read(*a), asks))
+    batches = reader._batcher.batches - before
+    assert batches < len(asks)  # padded together into shared passes
+    for one, many in zip(alone, together, strict=True):
+        for a, b in zip(one, many, strict=True):
+            assert a is not None and b is not None
+            assert (a.start, a.end, a.window) == (b.start, b.end, b.window)
+            assert a.margin == pytest.approx(b.margin, abs=1e-3)
+
+
 def test_corrupt_weights_fail_loudly(tmp_path: Path) -> None:
     broken = tmp_path / "reader"
     shutil.copytree(MODEL_DIR, broken)

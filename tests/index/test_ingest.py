@@ -22,19 +22,19 @@ MakeSettings = Callable[..., IndexSettings]
 
 
 class EncodeCounter:
-    """Counts the texts the real embedder is asked to encode."""
+    """Counts the chunk texts the real embedder is asked to encode."""
 
     def __init__(self, embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
         self.texts = 0
-        real = embedder.encode
+        real_chunks = embedder.encode_chunks
 
-        def encode(texts: list[str]):  # type: ignore[no-untyped-def]
+        def encode_chunks(texts: list[str]):  # type: ignore[no-untyped-def]
             self.calls += 1
             self.texts += len(texts)
-            return real(texts)
+            return real_chunks(texts)
 
-        monkeypatch.setattr(embedder, "encode", encode)
+        monkeypatch.setattr(embedder, "encode_chunks", encode_chunks)
 
 
 def chunk_ids(settings: IndexSettings) -> set[str]:

@@ -14,6 +14,7 @@ import index.core
 from index import Index
 from index.embedding import Embedder, get_embedder, model_path
 from index.errors import IndexUnavailable, ModelUnavailable
+from index.sentences import Sentences
 from index.settings import IndexSettings
 
 MakeSettings = Callable[..., IndexSettings]
@@ -87,16 +88,16 @@ def test_model_switch_keeps_old_index_serving_until_rebuild_completes(
 
     # Fail the rebuild midway: small write groups, and the second encode call dies.
     monkeypatch.setattr(index.core, "GROUP_CHUNKS", 4)
-    real_encode = new.embedder.encode
+    real_encode = new.embedder.encode_chunks
     calls = {"n": 0}
 
-    def failing(texts: list[str]) -> np.ndarray:
+    def failing(texts: list[str]) -> tuple[np.ndarray, list[Sentences]]:
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("simulated crash while embedding")
         return real_encode(texts)
 
-    monkeypatch.setattr(new.embedder, "encode", failing)
+    monkeypatch.setattr(new.embedder, "encode_chunks", failing)
     with pytest.raises(RuntimeError, match="simulated crash"):
         new.ingest()
     monkeypatch.undo()

@@ -10,6 +10,8 @@ import httpx
 import openai
 import pytest
 
+from service.app import create_app
+from service.qa import QA
 from service.result import Answer
 from service.settings import Settings
 from tests.service.conftest import QUESTION, LiveServer
@@ -343,3 +345,28 @@ def test_concurrent_asks_get_the_same_answers_as_one_at_a_time(client: httpx.Cli
     for q, got in zip(questions * 4, together, strict=True):
         assert got == alone[q], q
     assert {status for status, _ in together} == {200}
+
+
+def test_a_full_answer_queue_is_refused_with_503_and_retry_after(
+    svc_settings: Settings, qa: QA
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    tight = svc_settings.model_copy(update={"max_concurrent_answers": 1, "max_queued_answers": 1})
+    app = create_app(tight, QA(tight, index=qa.index), warmup=False)
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=120) as c:
+        questions = [f"{QUESTION} ({i})" for i in range(8)]  # distinct: no cache helps
+
+        def ask(q: str) -> httpx.Response:
+            return c.post("/v1/ask", json={"question": q})
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            replies = list(pool.map(ask, questions))
+    statuses = [r.status_code for r in replies]
+    assert set(statuses) <= {200, 503} and 200 in statuses and 503 in statuses, statuses
+    for r in replies:
+        if r.status_code == 503:
+            assert r.json()["error"]["type"] == "overloaded"
+            assert int(r.headers["Retry-After"]) >= 1
+    # At least the request holding the slot and the one queued behind it are answered.
+    assert statuses.count(200) >= 2
