@@ -19,7 +19,7 @@ import numpy as np
 from index.chunking import Chunker
 from index.embedding import Embedder, get_embedder
 from index.errors import ConfigError, DocumentError, IndexEmpty, IndexUnavailable
-from index.keyword import BM25Index, KeywordIndex
+from index.keyword import BM25Index, KeywordIndex, Tokens
 from index.loaders import Document, file_hash, parse, read_bytes, walk
 from index.sentences import pack
 from index.settings import IndexSettings
@@ -289,7 +289,7 @@ class Index:
                 self._collections[target] = col
             return col
 
-        adds: list[tuple[str, str]] = []
+        adds = Tokens()  # what the keyword index gains, tokenised as each group is written
         removes: list[str] = []
         dirty = False
 
@@ -372,7 +372,7 @@ class Index:
         physical: str,
         col: Any,
         group: list[tuple[Document, _Entry | None, list[Chunk]]],
-        adds: list[tuple[str, str]],
+        adds: Tokens,
         removes: list[str],
         report: IngestReport,
     ) -> None:
@@ -439,7 +439,8 @@ class Index:
                         _entry_metadata(physical, d, per_doc.get(d.source, 0)) for d in batch
                     ],
                 )
-        adds.extend((c.id, c.text) for c in chunks)
+        for c in chunks:
+            adds.add(c.id, c.text)
 
     def _delete_source(self, physical: str, col: Any, source: str) -> list[str]:
         with unavailable(self.settings):

@@ -108,6 +108,29 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
+class Tokens:
+    """Chunks tokenised for the keyword index as ingest writes them.
+
+    Ids into a vocabulary of this batch, 4 bytes a token, so an ingest holds a compact array
+    per chunk until the index is updated, rather than every chunk's text.
+    """
+
+    def __init__(self) -> None:
+        self.vocab: dict[str, int] = {}
+        self.ids: list[str] = []
+        self.arrays: list[np.ndarray] = []
+
+    def add(self, chunk_id: str, text: str) -> None:
+        vocab = self.vocab
+        self.ids.append(chunk_id)
+        self.arrays.append(
+            np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokenize(text)), np.int32)
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
 class KeywordIndex(Protocol):
     """What retrieval needs from a keyword index."""
 
@@ -117,8 +140,11 @@ class KeywordIndex(Protocol):
         """Up to ``k`` ``(chunk_id, score)`` pairs, best first; only chunks that match."""
         ...
 
-    def update(self, add: Sequence[tuple[str, str]], remove: Iterable[str], version: str) -> None:
-        """Index ``(chunk_id, text)`` pairs, drop ids, and record the collection version."""
+    def update(
+        self, add: Sequence[tuple[str, str]] | Tokens, remove: Iterable[str], version: str
+    ) -> None:
+        """Index ``(chunk_id, text)`` pairs (or tokenised chunks), drop ids, and record the
+        collection version."""
         ...
 
     def rebuild(self, items: Iterable[tuple[str, str]], version: str) -> None:
@@ -259,12 +285,23 @@ class BM25Index:
         retriever.index(([self._docs[i] for i in ids], dict(self._vocab)), show_progress=False)
         self._state = (ids, retriever)
 
-    def update(self, add: Sequence[tuple[str, str]], remove: Iterable[str], version: str) -> None:
+    def update(
+        self, add: Sequence[tuple[str, str]] | Tokens, remove: Iterable[str], version: str
+    ) -> None:
         with self._lock:
             for cid in remove:
                 self._docs.pop(cid, None)
-            for cid, text in add:
-                self._docs[cid] = self._token_ids(text)
+            if isinstance(add, Tokens):
+                # the batch's own token ids, mapped onto this index's vocabulary
+                words = sorted(add.vocab, key=add.vocab.__getitem__)
+                table = np.array(
+                    [self._vocab.setdefault(w, len(self._vocab)) for w in words], dtype=np.int32
+                )
+                for cid, arr in zip(add.ids, add.arrays, strict=True):
+                    self._docs[cid] = table[arr] if len(arr) else arr
+            else:
+                for cid, text in add:
+                    self._docs[cid] = self._token_ids(text)
             self.version = version
             self._build()
             self._save()

@@ -60,3 +60,29 @@ def test_damaged_file_starts_empty(tmp_path: Path) -> None:
     path.write_bytes(b"not an npz file")
     idx = BM25Index(path)
     assert len(idx) == 0 and idx.version is None
+
+
+def test_tokenised_batches_index_the_same_as_texts(tmp_path: Path) -> None:
+    from index.keyword import Tokens
+
+    rng = random.Random(5)
+    first, second = corpus(rng, 120), [(f"d{i}", t) for i, (_, t) in enumerate(corpus(rng, 80))]
+    by_text = BM25Index(tmp_path / "a.npz")
+    by_text.update(first, (), "v1")
+    by_text.update(second, ["c3", "c4"], "v2")
+    by_tokens = BM25Index(tmp_path / "b.npz")
+    for items, remove, version in ((first, (), "v1"), (second, ["c3", "c4"], "v2")):
+        batch = Tokens()
+        for cid, text in items:
+            batch.add(cid, text)
+        by_tokens.update(batch, remove, version)
+    assert len(by_tokens) == len(by_text) == 198
+    for _ in range(30):
+        query = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 4)))
+        got, want = by_tokens.search(query, 10), by_text.search(query, 10)
+        assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-6)
+        assert {c for c, _ in got} == {c for c, _ in want} or len(got) == 10
+    # and it persists like the text path
+    assert BM25Index(tmp_path / "b.npz").search("river term3", 5) == by_tokens.search(
+        "river term3", 5
+    )
