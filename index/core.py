@@ -8,7 +8,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -549,25 +549,65 @@ class Index:
             if stale and reading and self._write_depth and keyword.version is not None:
                 # A write of this process moved the stamp; it updates this index when done.
                 return keyword
-            if stale:
-                log.info("rebuilding keyword index of %s from Chroma", physical)
+            if stale and len(keyword) == 0:
+                log.info("building the keyword index of %s from Chroma", physical)
                 keyword.rebuild(self._all_texts(physical), version or "")
+            elif stale:
+                self._catch_up(physical, keyword, version or "")
             return keyword
 
-    def _all_texts(self, physical: str) -> Iterable[tuple[str, str]]:
+    def _catch_up(self, physical: str, keyword: KeywordIndex, version: str) -> None:
+        """Bring a stale keyword index in line with Chroma by the ids that came and went.
+
+        Chunk ids are content hashes, so an edited chunk is a new id: only the texts of new
+        ids are fetched, which keeps a replica's catch-up to listing ids plus the change,
+        instead of re-reading the whole collection on every write elsewhere.
+        """
+        started = time.perf_counter()
+        present = set(self._all_ids(physical))
+        have = keyword.ids()
+        new, gone = sorted(present - have), have - present
+        col = self._collection(physical)
+        texts: list[tuple[str, str]] = []
+        with unavailable(self.settings):
+            for batch in batched(new, 1000):
+                got = col.get(ids=batch, include=["documents"])
+                texts.extend(zip(got["ids"], got["documents"] or [], strict=True))
+        keyword.update(texts, gone, version)
+        log.info(
+            "keyword index of %s caught up: %d added, %d removed in %.2f s",
+            physical,
+            len(texts),
+            len(gone),
+            time.perf_counter() - started,
+        )
+
+    def _all_ids(self, physical: str) -> Iterator[str]:
+        col = self._collection(physical)
+        page = 10000
+        offset = 0
+        with unavailable(self.settings):
+            while True:
+                ids = col.get(include=[], limit=page, offset=offset)["ids"]
+                yield from ids
+                if len(ids) < page:
+                    break
+                offset += page
+
+    def _all_texts(self, physical: str) -> Iterator[tuple[str, str]]:
+        # Streamed page by page: the keyword index tokenises as it goes, and no list of every
+        # text in the collection is held.
         col = self._collection(physical)
         page = 5000
         offset = 0
-        out: list[tuple[str, str]] = []
         with unavailable(self.settings):
             while True:
                 got = col.get(include=["documents"], limit=page, offset=offset)
                 ids = got["ids"]
-                out.extend(zip(ids, got["documents"] or [], strict=True))
+                yield from zip(ids, got["documents"] or [], strict=True)
                 if len(ids) < page:
                     break
                 offset += page
-        return out
 
 
 def _metadata(c: Chunk, sentences: str | None = None) -> dict[str, Any]:

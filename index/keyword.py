@@ -151,6 +151,10 @@ class KeywordIndex(Protocol):
         """Replace everything with ``items``."""
         ...
 
+    def ids(self) -> set[str]:
+        """The chunk ids indexed."""
+        ...
+
     def __len__(self) -> int: ...
 
 
@@ -222,6 +226,10 @@ class BM25Index:
 
     def __len__(self) -> int:
         return len(self._docs)
+
+    def ids(self) -> set[str]:
+        with self._lock:
+            return set(self._docs)
 
     # Persistence ---------------------------------------------------------------------------
 

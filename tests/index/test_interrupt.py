@@ -12,10 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import chromadb
+import numpy as np
 from chromadb.config import Settings as ChromaSettings
 
 from index import Index
 from index.embedding import Embedder
+from index.sentences import unpack
 from index.settings import IndexSettings
 from tests.conftest import ROOT
 
@@ -76,10 +78,19 @@ def state(settings: IndexSettings, embedder: Embedder) -> tuple[object, ...]:
     registry = client.get_collection(f"{settings.collection}-registry")
     active = registry.metadata["active"]
     got = client.get_collection(active).get(include=["metadatas", "documents"])
+
+    def observable(meta: dict[str, object]) -> list[tuple[str, object]]:
+        # Stored sentence vectors come from batched forward passes, whose float rounding
+        # depends on what else was in the batch: their spans are compared here, the vectors
+        # by cosine in sentence_vectors_agree.
+        out = sorted((k, v) for k, v in meta.items() if k != "sentences")
+        sent = unpack(meta.get("sentences"))
+        assert sent is not None
+        out.append(("sentences", sent.spans))
+        return out
+
     chunks = sorted(
-        zip(
-            got["ids"], got["documents"], [sorted(m.items()) for m in got["metadatas"]], strict=True
-        )
+        zip(got["ids"], got["documents"], [observable(m) for m in got["metadatas"]], strict=True)
     )
     manifest = sorted(sorted(m.items()) for m in registry.get(include=["metadatas"])["metadatas"])
     idx = Index(settings, embedder=embedder)
@@ -88,6 +99,20 @@ def state(settings: IndexSettings, embedder: Embedder) -> tuple[object, ...]:
         for q in ("river council treaty", "glacier museum", "harbour 17")
     ]
     return chunks, manifest, searches, idx.sources()
+
+
+def sentence_vectors(settings: IndexSettings) -> dict[str, np.ndarray]:
+    client = chromadb.PersistentClient(
+        path=str(settings.data_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False)
+    )
+    active = client.get_collection(f"{settings.collection}-registry").metadata["active"]
+    got = client.get_collection(active).get(include=["metadatas"])
+    out = {}
+    for cid, meta in zip(got["ids"], got["metadatas"], strict=True):
+        sent = unpack(meta.get("sentences"))
+        assert sent is not None
+        out[cid] = sent.vectors
+    return out
 
 
 def test_kill_9_midway_then_rerun_equals_clean_build(
@@ -128,3 +153,6 @@ def test_kill_9_midway_then_rerun_equals_clean_build(
     clean = make_settings(corpus)
     Index(clean, embedder=embedder).ingest()
     assert state(interrupted, embedder) == state(clean, embedder)
+    a, b = sentence_vectors(interrupted), sentence_vectors(clean)
+    assert a.keys() == b.keys()
+    assert min(float(np.min(np.sum(a[k] * b[k], axis=1))) for k in a) > 0.99
