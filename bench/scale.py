@@ -15,7 +15,9 @@ process so that its peak RSS is its own:
   pipeline's ``timings.total``), with the reader on; peak RSS of the server;
 - load: 1, 8 and 32 concurrent clients for ``--load-seconds`` each, distinct questions
   (SQuAD training questions of the ingested articles): throughput, p50/p95, errors;
-- soak (``--soak-minutes``): 32 clients, RSS of the server sampled each minute.
+- soak (``--soak-minutes``): 32 clients, RSS of the server sampled each minute;
+- replica catch-up (``--replica-size`` chunks): two replicas on one ``chroma run`` server, a
+  document uploaded to one, seconds until the other cites it.
 
 Baselines in the same run, on the same corpus and model:
 (a) raw ``SentenceTransformer.encode`` fp32 over the same chunk texts (tokens/s);
@@ -410,6 +412,58 @@ def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def replica_catch_up(size: int) -> dict[str, Any]:
+    """Two ``groundqa serve`` replicas on one ``chroma run`` server: a document uploaded to
+    one, and the seconds until the other cites it (it polls the version stamp every 2 s)."""
+    import httpx
+
+    import tests.conftest  # noqa: F401  (tests.procs needs it imported first)
+    from tests.procs import ChromaServer
+
+    work = WORK / f"replicas-{size}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    corpus = work / "corpus"
+    chunks, _, _ = build_corpus(size, corpus)
+    with ChromaServer(work) as chroma:
+        env_of = {
+            name: {
+                "GROUNDQA_CORPUS_DIR": str(corpus),
+                "GROUNDQA_DATA_DIR": str(work / f"data-{name}"),
+                "GROUNDQA_CHROMA_URL": chroma.url,
+            }
+            for name in ("a", "b")
+        }
+        ing = _child(["ingest", str(corpus)], env_of["a"])
+        with Server(env_of["a"], work / "a.log") as a, Server(env_of["b"], work / "b.log") as b:
+            text = (
+                "Zebrafinch Orchard\n\nThe zebrafinch orchard keeper is Marisol Quennell, "
+                "who planted its first tree in 1911."
+            )
+            question = "Who keeps the zebrafinch orchard?"
+            with httpx.Client(timeout=120) as c:
+                t0 = time.perf_counter()
+                r = c.post(
+                    f"{a.url}/v1/documents",
+                    files=[("files", ("zebrafinch.txt", text.encode(), "text/plain"))],
+                )
+                r.raise_for_status()
+                uploaded = time.perf_counter() - t0
+                seen = None
+                while time.perf_counter() - t0 < 300:
+                    body = c.post(f"{b.url}/v1/ask", json={"question": question}).json()
+                    if any(x["source"] == "zebrafinch.txt" for x in body.get("citations", [])):
+                        seen = time.perf_counter() - t0
+                        break
+                    time.sleep(0.2)
+    return {
+        "chunks": chunks,
+        "ingest_seconds_via_server": ing["seconds"],
+        "upload_seconds": round(uploaded, 2),
+        "other_replica_cites_it_after_s": round(seen, 2) if seen is not None else None,
+    }
+
+
 def soak(srv: Server, questions: list[str], minutes: int) -> dict[str, Any]:
     samples, runs = [], []
     for m in range(minutes):
@@ -464,6 +518,9 @@ def main() -> None:
     parser.add_argument("--load-seconds", type=float, default=60)
     parser.add_argument("--soak-minutes", type=int, default=0)
     parser.add_argument("--raw-chunks", type=int, default=2000)
+    parser.add_argument(
+        "--replica-size", type=int, default=1000, help="chunks for the replica step (0: skip)"
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",")]
@@ -472,6 +529,9 @@ def main() -> None:
     for size in args.sizes:
         results[str(size)] = run_size(size, args)
         write(args, results)
+    if args.replica_size:
+        results[str(args.sizes[0])]["replica_catch_up"] = replica_catch_up(args.replica_size)
+        log(f"replicas: {results[str(args.sizes[0])]['replica_catch_up']}")
     write(args, results)
 
 
