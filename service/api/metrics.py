@@ -47,6 +47,21 @@ class Metrics:
             "Chunks in the index (refreshed on scrape).",
             registry=self.registry,
         )
+        self.answers_running = Gauge(
+            "groundqa_answers_running",
+            "Answers holding an admission slot (refreshed on scrape).",
+            registry=self.registry,
+        )
+        self.answers_waiting = Gauge(
+            "groundqa_answers_waiting",
+            "Answers queued for an admission slot (refreshed on scrape).",
+            registry=self.registry,
+        )
+        self.answers_refused = Gauge(
+            "groundqa_answers_refused",
+            "Answers refused with 503 since start: queue full or waited too long.",
+            registry=self.registry,
+        )
         self.index_documents = Gauge(
             "groundqa_index_documents",
             "Documents in the index (refreshed on scrape).",

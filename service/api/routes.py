@@ -197,6 +197,10 @@ def readyz(services: ServicesDep, request: Request) -> Response:
 def metrics(services: ServicesDep) -> Response:
     """Prometheus text format."""
     m = services.metrics
+    gate = services.qa.admission
+    m.answers_running.set(gate.running)
+    m.answers_waiting.set(gate.waiting)
+    m.answers_refused.set(gate.rejected)
     try:
         infos = services.qa.index.sources()
         m.index_documents.set(len(infos))

@@ -362,6 +362,8 @@ def test_a_full_answer_queue_is_refused_with_503_and_retry_after(
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             replies = list(pool.map(ask, questions))
+        scraped = c.get("/metrics").text
+    refused = next(ln for ln in scraped.splitlines() if ln.startswith("groundqa_answers_refused "))
     statuses = [r.status_code for r in replies]
     assert set(statuses) <= {200, 503} and 200 in statuses and 503 in statuses, statuses
     for r in replies:
@@ -370,3 +372,4 @@ def test_a_full_answer_queue_is_refused_with_503_and_retry_after(
             assert int(r.headers["Retry-After"]) >= 1
     # At least the request holding the slot and the one queued behind it are answered.
     assert statuses.count(200) >= 2
+    assert float(refused.split()[1]) == statuses.count(503)
