@@ -16,6 +16,8 @@ process so that its peak RSS is its own:
 - load: 1, 8 and 32 concurrent clients for ``--load-seconds`` each, distinct questions
   (SQuAD training questions of the ingested articles): throughput, p50/p95, errors;
 - soak (``--soak-minutes``): 32 clients, RSS of the server sampled each minute;
+- admission slots (``--compare-active``): 32 clients against servers computing 1, 2, 4
+  answers at once, to choose the default;
 - replica catch-up (``--replica-size`` chunks): two replicas on one ``chroma run`` server, a
   document uploaded to one, seconds until the other cites it.
 
@@ -405,6 +407,17 @@ def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
         if args.soak_minutes and size == args.sizes[0]:
             out["soak"] = soak(srv, load_q, args.soak_minutes)
         out["serve_peak_rss_mb"] = srv.rss_mb("VmHWM")
+    if args.compare_active and size == args.sizes[0]:
+        # How many answers to compute at once: the same 32-client load per setting.
+        out["admission_slots_at_32_clients"] = {}
+        for active in args.compare_active:
+            slots_env = {**env, "GROUNDQA_MAX_CONCURRENT_ANSWERS": str(active)}
+            with Server(slots_env, work / f"serve-active{active}.log") as srv:
+                ask_sequential(srv.url, seq_q[:5])
+                run = load(srv.url, load_q, 32, args.load_seconds / 2)
+                load_q = load_q[run["answered"] + run["errors"] :]
+            out["admission_slots_at_32_clients"][str(active)] = run
+            log(f"{size}: {active} slots: {run}")
     out["baseline_langchain"] = _child(
         ["langchain", str(data), str(min(1000, len(texts))), *seq_q], env
     )
@@ -519,12 +532,18 @@ def main() -> None:
     parser.add_argument("--soak-minutes", type=int, default=0)
     parser.add_argument("--raw-chunks", type=int, default=2000)
     parser.add_argument(
+        "--compare-active",
+        default="1,2,4",
+        help="admission slot counts compared at 32 clients on the first size ('' to skip)",
+    )
+    parser.add_argument(
         "--replica-size", type=int, default=1000, help="chunks for the replica step (0: skip)"
     )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.clients = [int(c) for c in args.clients.split(",")]
+    args.compare_active = [int(a) for a in args.compare_active.split(",") if a]
     results: dict[str, Any] = {}
     for size in args.sizes:
         results[str(size)] = run_size(size, args)
