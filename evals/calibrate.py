@@ -141,7 +141,7 @@ def collect(
                 out.flush()
                 rate = i / (time.perf_counter() - started)
                 log.info("%d/%d questions (%.1f/s)", i, len(todo), rate)
-    return [rows[q.id] for q in questions]
+    return [rows[q.id] for q in questions if q.id in rows]
 
 
 def _refresh_text_features(rows: list[dict[str, Any]], embedder: TokenEmbedder) -> None:
