@@ -75,16 +75,21 @@ class Linguist:
     """The features in ``FEATURES`` for a question and its answer sentence (plus the one before).
 
     Parses and token vectors are cached by text: corpus sentences recur across questions.
-    Vectors are kept as float16 (about 12 KB a sentence), so the default cache stays near 25 MB.
+    Vectors are kept as float16 (about 12 KB a sentence): 1,024 of them stay near 12 MB. A
+    spaCy parse is far larger (2,048 of them measured 77 MB for questions, 151 MB for
+    200-character sentences), and a service asked distinct questions grew by that much before
+    its cache filled, so only 256 parses are kept.
     """
 
-    def __init__(self, embedder: TokenEmbedder, cache_size: int = 2048) -> None:
+    def __init__(
+        self, embedder: TokenEmbedder, cache_size: int = 1024, docs_cache: int = 256
+    ) -> None:
         self._embedder = embedder
         self._nlp: Language | None = None
         self._load_lock = threading.Lock()
         # spaCy's pipeline shares its vocabulary between calls; one parse at a time.
         self._parse_lock = threading.Lock()
-        self._docs: LRU[Doc] = LRU(cache_size)
+        self._docs: LRU[Doc] = LRU(docs_cache)
         self._vectors: LRU[tuple[tuple[str, ...], np.ndarray]] = LRU(cache_size)
 
     @property
