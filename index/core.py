@@ -176,9 +176,7 @@ class Index:
         report.seconds = time.perf_counter() - started
         return report
 
-    def search(
-        self, query: str, k: int, *, sources: Collection[str] | None = None
-    ) -> list[Hit]:
+    def search(self, query: str, k: int, *, sources: Collection[str] | None = None) -> list[Hit]:
         """Top ``k`` chunks for ``query``: dense and BM25 rankings fused by reciprocal rank,
         near-duplicates removed. ``dense_score`` is the cosine similarity, also for chunks only
         the keyword side found.
@@ -203,7 +201,7 @@ class Index:
         n = max(4 * k, 20)
         qv = embedder.encode([query])[0]
         where = None if sources is None else {"source": {"$in": sorted(sources)}}
-        allowed = None if sources is None else self._scope_ids(col, pointer.version, where)
+        allowed = None if where is None else self._scope_ids(col, pointer.version, where)
         with unavailable(self.settings):
             res = col.query(
                 query_embeddings=[qv.tolist()],

@@ -8,15 +8,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from service.api import errors
+from service.api.collection_routes import router as collection_routes
 from service.api.corpus import Corpus
 from service.api.deps import Services, Warmup
 from service.api.logs import RequestContextMiddleware, configure_logging
 from service.api.metrics import Metrics
-from service.api.routes import api, probes, upload_body_limit
+from service.api.routes import api, probes, rate_limit, upload_body_limit
 from service.api.security import BodySizeLimit, KeyChecker, RateLimiter
 from service.settings import Settings
 
@@ -68,6 +69,7 @@ def create_app(settings: Settings, qa: QA | None = None, *, warmup: bool = True)
     errors.install(app)
     app.include_router(probes)
     app.include_router(api)
+    app.include_router(collection_routes, dependencies=[Depends(rate_limit)])
     upload_limit = upload_body_limit(settings.max_upload_bytes, settings.max_upload_files)
     if settings.ui:
         _mount_ui(app, services)

@@ -391,9 +391,7 @@ class QA:
         sources: Sequence[str] | None = None,
     ) -> Iterator[StreamEvent]:
         """Deltas of the draft (generative) or the answer (extractive), then one ``final``."""
-        state = self._head().invoke(
-            self._state(question, history, mode, top_k, index, sources)
-        )
+        state = self._head().invoke(self._state(question, history, mode, top_k, index, sources))
         if state.mode == "generative":
             t0 = time.perf_counter()
             parts = []

@@ -40,6 +40,9 @@ class Settings(IndexSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     # NoDecode: the env value reaches _split_keys as text (key1,key2), not parsed as JSON first.
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # Collections a key may use, by key number in api_keys ("key1" is the first key): a key
+    # not listed may use every collection. JSON, e.g. {"key2": ["hr-policies"]}.
+    key_collections: dict[str, list[str]] = Field(default_factory=dict)
     rate_limit_per_minute: int = Field(default=120, ge=0)  # per key (or client address); 0 = off
     max_question_chars: int = Field(default=2000, ge=10)
     max_history_turns: int = Field(default=20, ge=0)
@@ -68,6 +71,17 @@ class Settings(IndexSettings):
             if len(key.get_secret_value()) < 16:
                 raise ValueError("every API key must be at least 16 characters")
         return v
+
+    @model_validator(mode="after")
+    def _known_key_names(self) -> Settings:
+        known = {f"key{i + 1}" for i in range(len(self.api_keys))}
+        unknown = sorted(set(self.key_collections) - known)
+        if unknown:
+            raise ValueError(
+                f"key_collections names {', '.join(unknown)}, but only "
+                f"{len(self.api_keys)} API key(s) are set (key1 is the first)"
+            )
+        return self
 
     @field_validator("llm_base_url")
     @classmethod
