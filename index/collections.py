@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from index.core import Index
 from index.embedding import Embedder
@@ -61,6 +61,21 @@ def check_name(name: str) -> str:
     if re.fullmatch(r"[0-9.]+", name):
         raise ConfigError(f"invalid collection name {name!r}: must not look like an address")
     return name
+
+
+S = TypeVar("S", bound=IndexSettings)
+
+
+def collection_settings(settings: S, name: str) -> S:
+    """``settings`` for collection ``name`` (the default one: ``settings`` itself). A
+    non-default collection keeps its uploads in its own folder under the data dir, so the
+    default corpus folder never picks them up."""
+    if name == settings.collection:
+        return settings
+    check_name(name)
+    return settings.model_copy(
+        update={"collection": name, "corpus_dir": settings.data_dir / "corpora" / name}
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,18 +166,10 @@ class Collections:
         return self._client
 
     def settings_for(self, name: str) -> IndexSettings:
-        """The settings of collection ``name``; a non-default one keeps its uploads in its own
-        folder under the data dir, so the default corpus folder never picks them up."""
-        if name == self.default_name:
-            return self.settings
-        return self.settings.model_copy(
-            update={"collection": name, "corpus_dir": self.corpus_dir(name)}
-        )
+        return collection_settings(self.settings, name)
 
     def corpus_dir(self, name: str) -> Path:
-        if name == self.default_name:
-            return self.settings.corpus_dir
-        return self.settings.data_dir / "corpora" / name
+        return self.settings_for(name).corpus_dir
 
     # Listing ------------------------------------------------------------------------------
 

@@ -93,12 +93,14 @@ def _mount_ui(app: FastAPI, services: Services) -> None:
 
     blocks = ui.build(services)
     keys = services.keys
+    logins = services.extra["ui_logins"]
+    assert isinstance(logins, ui.Logins)
     gr.mount_gradio_app(
         app,
         blocks,
         path=UI_PATH,
         # With API keys set, the UI asks for one as its password: it is no way around the keys.
-        auth=(lambda _user, password: keys.check(password) is not None) if keys.enabled else None,
+        auth=logins.check if keys.enabled else None,
         auth_message="Sign in with any user name and an API key as the password."
         if keys.enabled
         else None,

@@ -17,7 +17,13 @@ import threading
 from dataclasses import dataclass
 
 from index import Index
-from index.collections import CollectionNotFound, Collections, Scope, check_name
+from index.collections import (
+    CollectionNotFound,
+    Collections,
+    Scope,
+    check_name,
+    collection_settings,
+)
 from service.api.corpus import Corpus
 from service.api.schemas import ScopeFilter
 from service.settings import Settings
@@ -76,9 +82,7 @@ class Catalog:
         with self._lock:
             corpus = self._corpora.get(name)
             if corpus is None or corpus.index is not index:
-                settings = self.settings.model_copy(
-                    update={"collection": name, "corpus_dir": self.collections.corpus_dir(name)}
-                )
+                settings = collection_settings(self.settings, name)
                 corpus = self._corpora[name] = Corpus(settings, index)
             return corpus
 
