@@ -466,6 +466,7 @@ def build(services: Services) -> gr.Blocks:
                     choices=[],
                     value=None,
                     elem_id="gqa-collection",
+                    interactive=True,
                     info="The knowledge base questions are asked against.",
                 )
                 scope = gr.Dropdown(
@@ -474,6 +475,7 @@ def build(services: Services) -> gr.Blocks:
                     value=[],
                     multiselect=True,
                     elem_id="gqa-scope",
+                    interactive=True,
                     info="Empty: the whole collection.",
                 )
                 with gr.Accordion("Settings", open=False):
