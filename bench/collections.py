@@ -169,7 +169,7 @@ def part_latency(qa: Any, cols: Any, limit: int, seed: int, repeat: int) -> dict
             (i.question, Scope(documents=tuple(i.sources[:1] or ["000_e8b04126fa046505.txt"])))
             for i in load_set(DEFAULT_SET)
             if not i.history and i.scope is None
-        ],
+        ][:limit],
     }
     out: dict[str, Any] = {}
     for col, qs in cases.items():
@@ -315,9 +315,9 @@ def part_delete(qa: Any, cols: Any, work: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--parts", default="isolation,scoped,latency,delete")
-    parser.add_argument("--limit", type=int, default=300, help="SQuAD questions sampled")
-    parser.add_argument("--latency-limit", type=int, default=60)
+    parser.add_argument("--parts", default="delete,isolation,scoped,latency")
+    parser.add_argument("--limit", type=int, default=150, help="SQuAD questions sampled")
+    parser.add_argument("--latency-limit", type=int, default=40, help="questions per collection")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("/tmp/groundqa-bench-collections"))

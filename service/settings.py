@@ -41,8 +41,9 @@ class Settings(IndexSettings):
     # NoDecode: the env value reaches _split_keys as text (key1,key2), not parsed as JSON first.
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     # Collections a key may use, by key number in api_keys ("key1" is the first key): a key
-    # not listed may use every collection. JSON, e.g. {"key2": ["hr-policies"]}.
-    key_collections: dict[str, list[str]] = Field(default_factory=dict)
+    # not listed may use every collection. JSON, e.g. {"key2": ["hr-policies"]}; NoDecode so an
+    # empty value (compose's unset default) means no limits rather than a JSON error.
+    key_collections: Annotated[dict[str, list[str]], NoDecode] = Field(default_factory=dict)
     rate_limit_per_minute: int = Field(default=120, ge=0)  # per key (or client address); 0 = off
     max_question_chars: int = Field(default=2000, ge=10)
     max_history_turns: int = Field(default=20, ge=0)
@@ -62,6 +63,13 @@ class Settings(IndexSettings):
             return json.loads(v)
         if isinstance(v, str):
             return [] if not v.strip() else [k.strip() for k in v.split(",") if k.strip()]
+        return v
+
+    @field_validator("key_collections", mode="before")
+    @classmethod
+    def _parse_key_collections(cls, v: object) -> object:
+        if isinstance(v, str):
+            return json.loads(v) if v.strip() else {}
         return v
 
     @field_validator("api_keys")
