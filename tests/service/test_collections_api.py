@@ -206,3 +206,14 @@ def test_deleting_a_collection_removes_it_and_nothing_else(
     after = admin.post("/v1/ask", json={"question": HAMADAN}).json()
     for key in ("answer", "citations", "confidence", "abstained"):
         assert after[key] == before[key]
+
+
+def test_key_collections_must_name_configured_keys() -> None:
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    ok = Settings(api_keys=KEY_ALL, key_collections={"key1": ["second"]}, _env_file=None)  # type: ignore[call-arg]
+    assert ok.key_collections == {"key1": ["second"]}
+    with pytest.raises(ValidationError, match="key2"):
+        Settings(api_keys=KEY_ALL, key_collections={"key2": ["second"]}, _env_file=None)  # type: ignore[call-arg]
