@@ -104,7 +104,7 @@ async def ask_stream(
 
 @api.get("/v1/models", response_model=ModelList, tags=["openai"])
 def models(catalog: CatalogDep, principal: Caller) -> ModelList:
-    """ "groundqa" (the default collection) and every collection the caller may ask, by name."""
+    """The default collection as model "groundqa", and every collection the caller may ask."""
     names = [n for n in catalog.visible(principal) if n != chat.MODEL_ID]
     return ModelList(data=[ModelCard(id=chat.MODEL_ID), *(ModelCard(id=n) for n in names)])
 
