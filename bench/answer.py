@@ -10,6 +10,10 @@ Measured in the same run, on the same questions and the same loaded model:
 
 Goal: (b) median under 50 ms per question. Each question runs ``--repeat`` times per side,
 interleaved, and the median over all runs counts (the machine is shared).
+
+``--scoped`` adds (c): the same ``QA.ask`` limited to one document (the question's gold source,
+else the first document), scope resolution included, interleaved with (b); goal: (c)'s median
+within 10% of (b)'s. Written to ``bench/results/answer-scoped.json``.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ def questions() -> list[str]:
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 item = json.loads(line)
-                if not item.get("history"):
+                if not item.get("history") and not item.get("scope"):
                     out.append(item["question"])
         if out:
             return out
@@ -55,6 +59,19 @@ def questions() -> list[str]:
     ]
 
 
+def _scopes(qs: list[str], sources: list[str]) -> dict[str, str]:
+    """Per question, the document a scoped run limits it to: its gold source, else the first."""
+    gold: dict[str, str] = {}
+    path = ROOT / "evals" / "default.jsonl"
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                item = json.loads(line)
+                if item.get("sources"):
+                    gold.setdefault(item["question"], item["sources"][0])
+    return {q: gold.get(q, sources[0]) for q in qs}
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
@@ -63,8 +80,10 @@ def pct(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--scoped", action="store_true", help="also time scoped questions")
     args = parser.parse_args()
+    args.out = args.out or (OUT.with_name("answer-scoped.json") if args.scoped else OUT)
 
     from service.qa import QA
     from service.settings import Settings
@@ -75,10 +94,12 @@ def main() -> None:
         qa.index.ingest()
         qa.warmup()
         qs = questions()
+        scopes = _scopes(qs, [s.source for s in qa.index.sources()])
         for q in qs:  # warm-up: every passage split and embedded once, as in a running service
             qa.ask(q)
         search_ms: list[float] = []
         ask_ms: list[float] = []
+        scoped_ms: list[float] = []
         stages: dict[str, list[float]] = {}
         # Every timed call embeds and parses its question afresh: the question's memos are
         # emptied before each (corpus sentences stay cached, as in a running service).
@@ -96,6 +117,15 @@ def main() -> None:
                 ask_ms.append((time.perf_counter() - t0) * 1000)
                 for k, v in answer.timings.items():
                     stages.setdefault(k, []).append(v)
+                if args.scoped:
+                    from index.collections import Scope
+
+                    forget()
+                    qa.linguist.forget(q)
+                    t0 = time.perf_counter()
+                    sources = Scope(documents=(scopes[q],)).resolve(qa.index.sources())
+                    qa.ask(q, sources=sources)
+                    scoped_ms.append((time.perf_counter() - t0) * 1000)
 
     def summary(values: list[float]) -> dict[str, float]:
         return {
@@ -118,6 +148,14 @@ def main() -> None:
         ),
         "goal": {"median_ms_below": GOAL_MS, "met": statistics.median(ask_ms) < GOAL_MS},
     }
+    if scoped_ms:
+        ratio = statistics.median(scoped_ms) / statistics.median(ask_ms)
+        result["groundqa_scoped_ask"] = summary(scoped_ms)
+        result["scoped_goal"] = {
+            "median_within_pct_of_unscoped": 10,
+            "ratio": round(ratio, 3),
+            "met": ratio <= 1.10,
+        }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))

@@ -49,8 +49,11 @@ def run_set(
     mode: Mode | None,
     console: Console,
     qa: Any = None,
+    *,
+    ingest: bool = True,
 ) -> dict[str, Any]:
-    """Ingest the configured corpus (incremental), ask every item, and summarise."""
+    """Ingest the configured corpus (incremental; unless ``ingest`` is False, which asks the
+    collection as it stands), ask every item, and summarise."""
     items = load_set(set_path)
     # Recorded before the run: the code that answers is the code checked out now.
     about = meta(set_path, len(items), settings, mode or settings.mode)
@@ -61,7 +64,8 @@ def run_set(
         def ingested(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        qa.index.ingest(progress=ingested)
+        if ingest:
+            qa.index.ingest(progress=ingested)
         bar.update(task, description="warming up", total=None, completed=0)
         qa.warmup()
         bar.update(task, description="asking", total=len(items), completed=0)
@@ -120,9 +124,21 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         predictions: Annotated[
             Path | None, typer.Option(help="SQuAD: write the official prediction file.")
         ] = None,
+        collection: Annotated[
+            str | None,
+            typer.Option(
+                "--collection",
+                help="Ask this collection as it stands (it is not re-ingested first); "
+                "citations from outside it are counted as citations.outside_collection.",
+            ),
+        ] = None,
     ) -> None:
         """Run the eval set against the configured corpus, print metrics, optionally gate."""
+        from index.cli import for_collection
+
         settings = settings_of(ctx)
+        ingest = collection is None or collection == settings.collection
+        settings = for_collection(settings, collection)
         chosen = _mode(mode)
         # Piped output (CI logs, files) gets a width that fits the metrics table.
         console = Console() if sys.stdout.isatty() else Console(width=200)
@@ -142,7 +158,7 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
                 "give --baseline FILE to record a baseline for another eval set",
                 param_hint="--update-baseline",
             )
-        summary = run_set(settings, set_path, chosen, err)
+        summary = run_set(settings, set_path, chosen, err, ingest=ingest)
         if update_baseline:
             report.write_json(baseline, summary)
         verdict = None

@@ -15,6 +15,13 @@ DEFAULT_SET = Path(__file__).with_name("default.jsonl")
 USER_SET = Path(__file__).with_name("user.jsonl")
 
 
+class EvalScope(BaseModel):
+    """The documents an item's question is limited to (as the API's ``filter``)."""
+
+    documents: list[str] = Field(default_factory=list)
+    glob: str | None = None
+
+
 class EvalItem(BaseModel):
     """One question with its known outcome."""
 
@@ -28,6 +35,8 @@ class EvalItem(BaseModel):
     # For list answers: every entry must appear; an entry may itself be a list of alternatives.
     required: list[str | list[str]] = Field(default_factory=list)
     sources: list[str] = Field(default_factory=list)
+    # Asked limited to these documents: "unanswerable" then means the scope is silent.
+    scope: EvalScope | None = None
     note: str | None = None
 
     @model_validator(mode="after")

@@ -24,6 +24,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("citations.recall", "cite R"),
     ("faithfulness", "faithful"),
     ("verifier.removed_sentences", "removed"),
+    ("citations.outside_collection", "cite outside"),
     ("abstention.rate_unanswerable", "abstain (unans)"),
     ("abstention.false_rate_answerable", "abstain (ans)"),
     ("score", "score"),

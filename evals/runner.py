@@ -38,6 +38,7 @@ class Asker(Protocol):
         *,
         mode: Mode | None = None,
         top_k: int | None = None,
+        sources: Sequence[str] | None = None,
     ) -> Answer: ...
 
 
@@ -66,6 +67,11 @@ class ItemResult:
     sentences_cited: int = 0
     sentences_faithful: int = 0
     sentences_removed: int = 0
+    # Citations of a source outside the collection asked, and outside the item's scope: both
+    # must be 0 whatever the answer (collections and scopes are kept apart before ranking).
+    citations_outside_collection: int = 0
+    citations_outside_scope: int = 0
+    scope: list[str] | None = None
     latency_ms: float = 0.0
     error: str | None = None
 
@@ -159,11 +165,18 @@ def run_items(
     on_item: Callable[[ItemResult], None] | None = None,
 ) -> list[ItemResult]:
     """Ask every item, in order; an error on one item is recorded and counted as wrong."""
+    from index.collections import Scope
+
     results: list[ItemResult] = []
+    infos = qa.index.sources()
+    known = {s.source for s in infos}
     for item in items:
         t0 = time.perf_counter()
+        scope: list[str] | None = None
         try:
-            answer = qa.ask(item.question, item.history, mode=mode)
+            if item.scope is not None:
+                scope = Scope(tuple(item.scope.documents), item.scope.glob).resolve(infos)
+            answer = qa.ask(item.question, item.history, mode=mode, sources=scope)
         except GroundQAError as exc:
             r = ItemResult(
                 **_identity(item),
@@ -175,7 +188,8 @@ def run_items(
             ranked: list[str] = []
             if item.answerable:
                 query = answer.standalone_question or item.question
-                ranked = [h.chunk.source for h in qa.index.search(query, RETRIEVAL_K)]
+                hits = qa.index.search(query, RETRIEVAL_K, sources=scope)
+                ranked = [h.chunk.source for h in hits]
             r = score_answer(
                 item,
                 answer,
@@ -184,6 +198,10 @@ def run_items(
                 ranked_sources=ranked,
                 latency_ms=latency,
             )
+            cited = [c.source for c in answer.citations]
+            r.citations_outside_collection = sum(s not in known for s in cited)
+            r.citations_outside_scope = sum(scope is not None and s not in scope for s in cited)
+        r.scope = scope
         results.append(r)
         if on_item is not None:
             on_item(r)
@@ -224,6 +242,8 @@ def aggregate(results: Sequence[ItemResult], *, faithfulness: bool = True) -> di
         else None
     )
     out["verifier.removed_sentences"] = sum(r.sentences_removed for r in results)
+    out["citations.outside_collection"] = sum(r.citations_outside_collection for r in results)
+    out["citations.outside_scope"] = sum(r.citations_outside_scope for r in results)
     out["abstention.rate_unanswerable"] = m.mean(float(r.abstained) for r in unans)
     out["abstention.false_rate_answerable"] = m.mean(float(r.abstained) for r in ans)
     out["errors"] = sum(r.error is not None for r in results)

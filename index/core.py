@@ -8,7 +8,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +81,7 @@ class Index:
         self._pointer: Pointer | None = None
         self._pointer_at = 0.0
         self._collections: dict[str, Any] = {}
+        self._scopes: dict[str, frozenset[str]] = {}  # scope -> chunk ids, see _scope_ids
 
     # Public surface --------------------------------------------------------------------------
 
@@ -176,11 +177,15 @@ class Index:
         report.seconds = time.perf_counter() - started
         return report
 
-    def search(self, query: str, k: int) -> list[Hit]:
+    def search(self, query: str, k: int, *, sources: Collection[str] | None = None) -> list[Hit]:
         """Top ``k`` chunks for ``query``: dense and BM25 rankings fused by reciprocal rank,
         near-duplicates removed. ``dense_score`` is the cosine similarity, also for chunks only
-        the keyword side found."""
-        if not query.strip() or k <= 0:
+        the keyword side found.
+
+        ``sources`` scopes the search to those documents: both rankings are taken among their
+        chunks only (a Chroma ``where`` and a BM25 row mask), so a scope still yields its top
+        ``k`` rather than whatever of an unscoped top ``k`` happened to fall inside it."""
+        if not query.strip() or k <= 0 or (sources is not None and not sources):
             return []
         pointer = self._current_pointer()
         if pointer.active is None:
@@ -196,10 +201,13 @@ class Index:
         keyword = self._keyword(pointer.active, pointer.version, reading=True)
         n = max(4 * k, 20)
         qv = embedder.encode([query])[0]
+        where = None if sources is None else {"source": {"$in": sorted(sources)}}
+        allowed = None if where is None else self._scope_ids(col, pointer.version, where)
         with unavailable(self.settings):
             res = col.query(
                 query_embeddings=[qv.tolist()],
                 n_results=n,
+                where=where,
                 include=["documents", "metadatas", "distances"],
             )
         chunks: dict[str, Chunk] = {}
@@ -215,7 +223,10 @@ class Index:
         ):
             chunks[cid] = _chunk(cid, doc, meta)
             dense[cid] = (rank, 1.0 - float(dist))
-        kw = {cid: (rank, score) for rank, (cid, score) in enumerate(keyword.search(query, n))}
+        kw = {
+            cid: (rank, score)
+            for rank, (cid, score) in enumerate(keyword.search(query, n, allowed=allowed))
+        }
         missing = [cid for cid in kw if cid not in chunks]
         if missing:
             with unavailable(self.settings):
@@ -248,6 +259,20 @@ class Index:
             )
         fused.sort(key=lambda h: (-h.score, -(h.dense_score or 0.0), h.chunk.id))
         return dedupe(fused, k)
+
+    def _scope_ids(self, col: Any, version: str, where: dict[str, Any]) -> frozenset[str]:
+        """The chunk ids of a scope, memoized per version stamp (a scope is asked repeatedly)."""
+        key = f"{version}\0{json.dumps(where, sort_keys=True)}"
+        with self._read_lock:
+            ids = self._scopes.get(key)
+        if ids is None:
+            with unavailable(self.settings):
+                ids = frozenset(col.get(where=where, include=[])["ids"])
+            with self._read_lock:
+                self._scopes[key] = ids
+                while len(self._scopes) > 64:
+                    self._scopes.pop(next(iter(self._scopes)))
+        return ids
 
     # Ingestion -------------------------------------------------------------------------------
 

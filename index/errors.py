@@ -6,6 +6,7 @@ GroundQAError
  ├── DocumentError       one document could not be loaded (it is skipped, never fatal)
  ├── IndexUnavailable    the vector store cannot be reached (HTTP 503)
  ├── IndexEmpty          nothing has been ingested yet (HTTP 503)
+ ├── NotFound            a collection or document that does not exist (HTTP 404)
  └── ModelUnavailable    an embedding model or LLM endpoint cannot be used (HTTP 503)
 """
 
@@ -38,6 +39,10 @@ class IndexUnavailable(GroundQAError):
 
 
 class IndexEmpty(GroundQAError):
+    pass
+
+
+class NotFound(GroundQAError):
     pass
 
 

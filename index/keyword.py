@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -136,8 +136,11 @@ class KeywordIndex(Protocol):
 
     version: str | None
 
-    def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        """Up to ``k`` ``(chunk_id, score)`` pairs, best first; only chunks that match."""
+    def search(
+        self, query: str, k: int, *, allowed: Collection[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """Up to ``k`` ``(chunk_id, score)`` pairs, best first; only chunks that match, and
+        only chunks in ``allowed`` when it is given (ranked among themselves)."""
         ...
 
     def update(
@@ -324,17 +327,24 @@ class BM25Index:
 
     # Query ---------------------------------------------------------------------------------
 
-    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+    def search(
+        self, query: str, k: int, *, allowed: Collection[str] | None = None
+    ) -> list[tuple[str, float]]:
         ids, retriever = self._state
-        if retriever is None or not ids or k <= 0:
+        if retriever is None or not ids or k <= 0 or (allowed is not None and not allowed):
             return []
         vocab = retriever.vocab_dict
         q = [vocab[t] for t in dict.fromkeys(tokenize(query)) if t in vocab]
         if not q:
             return []
         k = min(k, len(ids))
+        mask = None
+        if allowed is not None:
+            # Zero weight outside the scope: bm25s then ranks only the allowed rows, so the top
+            # k comes from inside the scope.
+            mask = np.fromiter((cid in allowed for cid in ids), dtype=np.float32, count=len(ids))
         docs, scores = retriever.retrieve(
-            [q], k=k, show_progress=False, return_as="tuple", n_threads=0
+            [q], k=k, show_progress=False, return_as="tuple", n_threads=0, weight_mask=mask
         )
         out = []
         for row, score in zip(docs[0], scores[0], strict=True):

@@ -8,15 +8,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from service.api import errors
+from service.api.collection_routes import router as collection_routes
 from service.api.corpus import Corpus
 from service.api.deps import Services, Warmup
 from service.api.logs import RequestContextMiddleware, configure_logging
 from service.api.metrics import Metrics
-from service.api.routes import api, probes, upload_body_limit
+from service.api.routes import api, probes, rate_limit, upload_body_limit
 from service.api.security import BodySizeLimit, KeyChecker, RateLimiter
 from service.settings import Settings
 
@@ -76,6 +77,7 @@ def create_app(settings: Settings, qa: QA | None = None, *, warmup: bool = True)
     errors.install(app)
     app.include_router(probes)
     app.include_router(api)
+    app.include_router(collection_routes, dependencies=[Depends(rate_limit)])
     upload_limit = upload_body_limit(settings.max_upload_bytes, settings.max_upload_files)
     if settings.ui:
         _mount_ui(app, services)
@@ -99,12 +101,14 @@ def _mount_ui(app: FastAPI, services: Services) -> None:
 
     blocks = ui.build(services)
     keys = services.keys
+    logins = services.extra["ui_logins"]
+    assert isinstance(logins, ui.Logins)
     gr.mount_gradio_app(
         app,
         blocks,
         path=UI_PATH,
         # With API keys set, the UI asks for one as its password: it is no way around the keys.
-        auth=(lambda _user, password: keys.check(password) is not None) if keys.enabled else None,
+        auth=logins.check if keys.enabled else None,
         auth_message="Sign in with any user name and an API key as the password."
         if keys.enabled
         else None,

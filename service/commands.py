@@ -19,10 +19,26 @@ if TYPE_CHECKING:
     from service.settings import Settings
 
 
-def _qa(settings: Settings) -> QA:
+def _qa(settings: Settings, collection: str | None = None) -> QA:
+    from index.cli import for_collection
     from service.qa import QA
 
-    return QA(settings)
+    return QA(for_collection(settings, collection))
+
+
+CollectionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--collection", help="The collection to ask [default: GROUNDQA_COLLECTION, 'groundqa']."
+    ),
+]
+DocOpt = Annotated[
+    list[str] | None,
+    typer.Option("--doc", help="Limit the question to this document (source or id); repeatable."),
+]
+GlobOpt = Annotated[
+    str | None, typer.Option(help="Limit the question to documents whose source or title matches.")
+]
 
 
 def _show(answer: Answer) -> None:
@@ -53,7 +69,9 @@ def _json_line(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def _batch(qa: QA, source: str, mode: Mode | None, top_k: int | None) -> int:
+def _batch(
+    qa: QA, source: str, mode: Mode | None, top_k: int | None, sources: list[str] | None = None
+) -> int:
     """Answer JSONL questions (``{"id", "question", "history"?}``), one JSON result per line."""
     stream = sys.stdin if source == "-" else Path(source).open(encoding="utf-8")  # noqa: SIM115
     failures = 0
@@ -71,7 +89,7 @@ def _batch(qa: QA, source: str, mode: Mode | None, top_k: int | None) -> int:
                 if not isinstance(question, str) or not question.strip():
                     raise ValueError("'question' must be a non-empty string")
                 history = [Turn.model_validate(t) for t in item.get("history") or []]
-                answer = qa.ask(question, history, mode=mode, top_k=top_k)
+                answer = qa.ask(question, history, mode=mode, top_k=top_k, sources=sources)
                 _json_line({"id": item_id, **answer.model_dump(mode="json")})
             except (ValueError, ValidationError, ConfigError) as exc:
                 failures += 1
@@ -104,24 +122,30 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
                 help="JSONL of {id, question, history?} ('-' = stdin); one JSON result per line."
             ),
         ] = None,
+        collection: CollectionOpt = None,
+        doc: DocOpt = None,
+        glob: GlobOpt = None,
     ) -> None:
         """Answer a question from the corpus, with numbered citations (or abstain)."""
+        from index.cli import scope_sources
+
         settings = settings_of(ctx)
         if mode not in (None, "extractive", "generative"):
             typer.echo("error: --mode must be 'extractive' or 'generative'", err=True)
             raise typer.Exit(2)
-        qa = _qa(settings)
+        qa = _qa(settings, collection)
+        sources = scope_sources(qa.index, doc, glob)
         if batch is not None:
             if question is not None:
                 typer.echo("error: give a question or --batch, not both", err=True)
                 raise typer.Exit(2)
-            failures = _batch(qa, batch, mode, top_k)  # type: ignore[arg-type]
+            failures = _batch(qa, batch, mode, top_k, sources)  # type: ignore[arg-type]
             raise typer.Exit(1 if failures else 0)
         if not question:
             typer.echo("error: missing question (or --batch FILE)", err=True)
             raise typer.Exit(2)
         try:
-            answer = qa.ask(question, mode=mode, top_k=top_k)  # type: ignore[arg-type]
+            answer = qa.ask(question, mode=mode, top_k=top_k, sources=sources)  # type: ignore[arg-type]
         except ConfigError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
@@ -137,13 +161,19 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
             str | None, typer.Option(help="extractive (default) or generative.")
         ] = None,
         top_k: Annotated[int | None, typer.Option("--top-k", min=1, max=50)] = None,
+        collection: CollectionOpt = None,
+        doc: DocOpt = None,
+        glob: GlobOpt = None,
     ) -> None:
         """Ask questions in a loop; follow-ups are read against the conversation so far.
 
         Reads one question per line until end of input or "exit"; works when piped.
         """
+        from index.cli import scope_sources
+
         settings = settings_of(ctx)
-        qa = _qa(settings)
+        qa = _qa(settings, collection)
+        sources = scope_sources(qa.index, doc, glob)
         qa.warmup()
         history: list[Turn] = []
         interactive = sys.stdin.isatty()
@@ -159,7 +189,7 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
             if question.lower() in ("exit", "quit"):
                 break
             try:
-                answer = qa.ask(question, history, mode=mode, top_k=top_k)  # type: ignore[arg-type]
+                answer = qa.ask(question, history, mode=mode, top_k=top_k, sources=sources)  # type: ignore[arg-type]
             except ConfigError as exc:
                 typer.echo(f"error: {exc}", err=True)
                 continue
@@ -180,12 +210,24 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         ctx: typer.Context,
         host: Annotated[str | None, typer.Option(help="Bind address [GROUNDQA_HOST].")] = None,
         port: Annotated[int | None, typer.Option(help="Port [GROUNDQA_PORT].")] = None,
+        collection: Annotated[
+            str | None,
+            typer.Option(
+                "--collection",
+                help="The default collection: asked when a request names none, and the one "
+                "whose folder is the corpus dir [GROUNDQA_COLLECTION].",
+            ),
+        ] = None,
     ) -> None:
-        """Serve the HTTP API and the web UI."""
+        """Serve the HTTP API and the web UI (every collection; see /v1/collections)."""
         from service.settings import Settings
 
         settings = settings_of(ctx)
-        updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+        updates = {
+            k: v
+            for k, v in {"host": host, "port": port, "collection": collection}.items()
+            if v is not None
+        }
         if updates:
             # model_copy skips validation; re-validate so unsafe binds are still refused.
             try:

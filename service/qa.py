@@ -61,6 +61,9 @@ class State:
     result: Answer | None = None
     timings: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
+    # The collection asked (None: the QA's own index) and the sources it is limited to.
+    index: Index | None = None
+    sources: list[str] | None = None
 
 
 def _timed(name: str, fn: Callable[[State], State]) -> RunnableLambda[State, State]:
@@ -183,7 +186,11 @@ class QA:
         return s
 
     def _retrieve(self, s: State) -> State:
-        s.hits = self.index.search(s.standalone, k=max(self.settings.retrieve_k, s.top_k))
+        index = s.index or self.index
+        k = max(self.settings.retrieve_k, s.top_k)
+        # The scope narrows retrieval itself, so evidence, reader and abstention all see only
+        # in-scope passages: an abstention then means *those* sources are silent.
+        s.hits = index.search(s.standalone, k=k, sources=s.sources)
         return s
 
     def _select(self, s: State) -> State:
@@ -274,6 +281,8 @@ class QA:
             related=_context(ev, RELATED_PASSAGES) if abstain else [],
             sentences=v.checks,
             timings=s.timings,
+            collection=(s.index or self.index).settings.collection,
+            scope=s.sources,
         )
         return s
 
@@ -332,6 +341,8 @@ class QA:
         history: Sequence[Turn | dict[str, str]],
         mode: Mode | None,
         top_k: int | None,
+        index: Index | None = None,
+        sources: Sequence[str] | None = None,
     ) -> State:
         question = (question or "").strip()
         if not question:
@@ -346,7 +357,14 @@ class QA:
         k = top_k or self.settings.top_k
         if not 1 <= k <= 50:
             raise ConfigError("top_k must be between 1 and 50")
-        return State(question=question, history=turns, mode=mode or self.settings.mode, top_k=k)
+        return State(
+            question=question,
+            history=turns,
+            mode=mode or self.settings.mode,
+            top_k=k,
+            index=index,
+            sources=None if sources is None else sorted(set(sources)),
+        )
 
     def ask(
         self,
@@ -355,9 +373,14 @@ class QA:
         *,
         mode: Mode | None = None,
         top_k: int | None = None,
+        index: Index | None = None,
+        sources: Sequence[str] | None = None,
     ) -> Answer:
-        """Answer ``question`` from the corpus, or abstain."""
-        state = self._state(question, history, mode, top_k)
+        """Answer ``question`` from the corpus, or abstain.
+
+        ``index`` is the collection to ask (default: this QA's index); ``sources`` limits the
+        question to those documents of it."""
+        state = self._state(question, history, mode, top_k, index, sources)
         with self.admission.slot():
             state = self.chain.invoke(state)
         assert state.result is not None
@@ -370,9 +393,11 @@ class QA:
         *,
         mode: Mode | None = None,
         top_k: int | None = None,
+        index: Index | None = None,
+        sources: Sequence[str] | None = None,
     ) -> Iterator[StreamEvent]:
         """Deltas of the draft (generative) or the answer (extractive), then one ``final``."""
-        state = self._state(question, history, mode, top_k)
+        state = self._state(question, history, mode, top_k, index, sources)
         # The slot covers the local model work; a remote LLM's drafting is waited for outside it.
         with self.admission.slot():
             state = self._head().invoke(state)

@@ -71,6 +71,12 @@ class Answer(BaseModel):
     timings: dict[str, float] = Field(
         default_factory=dict, description="Milliseconds per stage, and 'total'."
     )
+    collection: str | None = Field(default=None, description="The collection that was asked.")
+    scope: list[str] | None = Field(
+        default=None,
+        description="The document sources the question was limited to (None: the whole "
+        "collection); an abstention then means these sources hold no answer.",
+    )
 
 
 class StreamEvent(BaseModel):

@@ -40,6 +40,10 @@ class Settings(IndexSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     # NoDecode: the env value reaches _split_keys as text (key1,key2), not parsed as JSON first.
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # Collections a key may use, by key number in api_keys ("key1" is the first key): a key
+    # not listed may use every collection. JSON, e.g. {"key2": ["hr-policies"]}; NoDecode so an
+    # empty value (compose's unset default) means no limits rather than a JSON error.
+    key_collections: Annotated[dict[str, list[str]], NoDecode] = Field(default_factory=dict)
     rate_limit_per_minute: int = Field(default=120, ge=0)  # per key (or client address); 0 = off
     max_question_chars: int = Field(default=2000, ge=10)
     max_history_turns: int = Field(default=20, ge=0)
@@ -66,6 +70,13 @@ class Settings(IndexSettings):
             return [] if not v.strip() else [k.strip() for k in v.split(",") if k.strip()]
         return v
 
+    @field_validator("key_collections", mode="before")
+    @classmethod
+    def _parse_key_collections(cls, v: object) -> object:
+        if isinstance(v, str):
+            return json.loads(v) if v.strip() else {}
+        return v
+
     @field_validator("api_keys")
     @classmethod
     def _strong_keys(cls, v: list[SecretStr]) -> list[SecretStr]:
@@ -73,6 +84,17 @@ class Settings(IndexSettings):
             if len(key.get_secret_value()) < 16:
                 raise ValueError("every API key must be at least 16 characters")
         return v
+
+    @model_validator(mode="after")
+    def _known_key_names(self) -> Settings:
+        known = {f"key{i + 1}" for i in range(len(self.api_keys))}
+        unknown = sorted(set(self.key_collections) - known)
+        if unknown:
+            raise ValueError(
+                f"key_collections names {', '.join(unknown)}, but only "
+                f"{len(self.api_keys)} API key(s) are set (key1 is the first)"
+            )
+        return self
 
     @field_validator("llm_base_url")
     @classmethod

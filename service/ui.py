@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -22,6 +23,7 @@ from index.errors import GroundQAError
 from index.loaders import SUFFIXES
 from service.api.deps import check_question
 from service.api.errors import ApiError
+from service.api.schemas import ScopeFilter
 from service.api.security import RateLimiter
 from service.result import Answer, Citation, Passage, Turn
 
@@ -85,6 +87,7 @@ details.gqa-passage.gqa-active { box-shadow: 0 0 0 3px #93c5fd; }
 .gqa-context { margin-top: 6px; line-height: 1.5; }
 .gqa-context mark { background: #fde68a; padding: 0 1px; }
 .gqa-error { color: #b91c1c; }
+.gqa-where { color: #6b7280; font-size: 0.8em; margin: 0 0 4px; }
 """
 
 
@@ -151,8 +154,23 @@ class Renderer:
 
         return _CITE.sub(link, _esc(text))
 
+    @staticmethod
+    def _where(answer: Answer) -> str:
+        """Which collection was asked and which documents the question was limited to."""
+        if answer.collection is None and answer.scope is None:
+            return ""
+        parts = [f"Collection: <b>{_esc(answer.collection or '')}</b>"]
+        if answer.scope is not None:
+            shown = ", ".join(_esc(s) for s in answer.scope[:5])
+            more = f" and {len(answer.scope) - 5} more" if len(answer.scope) > 5 else ""
+            parts.append(f"limited to: {shown or 'no documents'}{more}")
+        else:
+            parts.append("all documents")
+        return f'<div class="gqa-where">{" · ".join(parts)}</div>'
+
     def render(self, answer: Answer) -> str:
         uid = uuid.uuid4().hex[:10]
+        where = self._where(answer)
         if answer.abstained:
             related = "".join(self._passage(p) for p in answer.related)
             reason = (
@@ -168,7 +186,8 @@ class Renderer:
             )
             return (
                 '<div class="gqa-abstain"><span class="gqa-label">No answer in the sources</span>'
-                f'<div class="gqa-text">{_esc(answer.answer)}</div>{reason}{related_block}</div>'
+                f'{where}<div class="gqa-text">{_esc(answer.answer)}</div>{reason}{related_block}'
+                "</div>"
             )
         citations = sorted(answer.citations, key=lambda c: c.n)
         sources = "".join(self._citation(uid, c) for c in citations)
@@ -186,7 +205,7 @@ class Renderer:
             else ""
         )
         return (
-            f'<div class="gqa-answer"><span class="gqa-label">{label}</span>'
+            f'<div class="gqa-answer"><span class="gqa-label">{label}</span>{where}'
             f'{short}<div class="gqa-text">{text}</div>{sources_block}</div>'
         )
 
@@ -199,20 +218,50 @@ def _principal(request: gr.Request | None, keyed: bool) -> str:
     return f"ip:{host}"
 
 
-def _doc_rows(services: Services) -> list[list[Any]]:
-    return [[s.title, s.source, s.chunks] for s in services.corpus.documents()]
+class Logins:
+    """Which API key each UI user name signed in with, so the UI applies that key's
+    collections. A name stays bound to its first key for the process's life: signing in
+    under a name already bound to another key is refused, so no one borrows a wider key."""
 
+    def __init__(self, keys: Any) -> None:
+        self._keys = keys
+        self._bound: dict[str, str] = {}
+        self._lock = threading.Lock()
 
-def _doc_choices(services: Services) -> list[tuple[str, str]]:
-    return [(f"{s.title} ({s.source})", s.id) for s in services.corpus.documents()]
+    def check(self, user: str, password: str) -> bool:
+        principal = self._keys.check(password)
+        if principal is None:
+            return False
+        with self._lock:
+            return self._bound.setdefault(user, principal) == principal
+
+    def principal(self, request: gr.Request | None) -> str:
+        if request is not None and request.username:
+            bound = self._bound.get(request.username)
+            if bound is not None:
+                return bound
+        return _principal(request, False)
 
 
 def build(services: Services) -> gr.Blocks:
     """The Blocks app; mount it with the ``HEAD`` script and ``CSS`` (see service.app)."""
     settings = services.settings
     qa = services.qa
-    renderer = Renderer(qa.index.document_text)
+    catalog = services.catalog
+    assert catalog is not None
+    logins: Logins = services.extra.setdefault("ui_logins", Logins(services.keys))  # type: ignore[assignment]
     modes = ["extractive", "generative"] if settings.llm_base_url else ["extractive"]
+
+    def corpus(collection: str | None, request: gr.Request | None) -> Any:
+        assert catalog is not None
+        return catalog.corpus(logins.principal(request), collection or None)
+
+    def doc_rows(collection: str | None, request: gr.Request | None) -> list[list[Any]]:
+        return [[s.title, s.source, s.chunks] for s in corpus(collection, request).documents()]
+
+    def doc_choices(collection: str | None, request: gr.Request | None) -> list[tuple[str, str]]:
+        docs = corpus(collection, request).documents()
+        return [(f"{s.title} ({s.source})", s.id) for s in docs]
 
     def respond(
         message: str,
@@ -220,6 +269,8 @@ def build(services: Services) -> gr.Blocks:
         turns: list[dict[str, str]],
         mode: str,
         top_k: float,
+        collection: str | None,
+        scope: list[str] | None,
         request: gr.Request,
     ) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, str]], str]]:
         question = (message or "").strip()
@@ -247,7 +298,22 @@ def build(services: Services) -> gr.Blocks:
         yield messages, turns, ""
         streamed = ""
         try:
-            for event in qa.stream(question, history, mode=mode, top_k=int(top_k)):  # type: ignore[arg-type]
+            assert catalog is not None
+            target = catalog.target(
+                logins.principal(request),
+                collection or None,
+                ScopeFilter(documents=list(scope or [])),
+            )
+            renderer = Renderer(target.index.document_text)
+            events = qa.stream(
+                question,
+                history,
+                mode=mode,  # type: ignore[arg-type]
+                top_k=int(top_k),
+                index=target.index,
+                sources=target.sources,
+            )
+            for event in events:
                 if event.type == "delta" and event.delta:
                     streamed += event.delta
                     messages[-1] = {"role": "assistant", "content": _esc(streamed)}
@@ -270,17 +336,20 @@ def build(services: Services) -> gr.Blocks:
             }
             yield messages, turns, ""
 
-    def upload(paths: list[str] | None) -> tuple[str, list[list[Any]], Any, None]:
+    def upload(
+        paths: list[str] | None, collection: str | None, request: gr.Request
+    ) -> tuple[str, list[list[Any]], Any, None, Any]:
+        rows = doc_rows(collection, request)
         if not paths:
-            return "Choose files first.", _doc_rows(services), gr.update(), None
+            return "Choose files first.", rows, gr.update(), None, gr.update()
         try:
             with ExitStack() as stack:
                 files = [(Path(p).name, stack.enter_context(Path(p).open("rb"))) for p in paths]
-                report = services.corpus.add(files)
+                report = corpus(collection, request).add(files)
         except ApiError as exc:
-            return f"Upload refused: {exc.message}", _doc_rows(services), gr.update(), None
+            return f"Upload refused: {exc.message}", rows, gr.update(), None, gr.update()
         except GroundQAError as exc:
-            return f"Upload failed: {exc}", _doc_rows(services), gr.update(), None
+            return f"Upload failed: {exc}", rows, gr.update(), None, gr.update()
         parts = [
             f"{len(v)} {k}"
             for k, v in (
@@ -295,29 +364,75 @@ def build(services: Services) -> gr.Blocks:
             f"Ingested: {', '.join(parts) or 'nothing'} "
             f"({report.chunks_embedded} chunks embedded).{skipped}"
         )
+        choices = doc_choices(collection, request)
         return (
             status,
-            _doc_rows(services),
-            gr.update(choices=_doc_choices(services), value=None),
+            doc_rows(collection, request),
+            gr.update(choices=choices, value=None),
             None,
+            gr.update(choices=choices),
         )
 
-    def delete(doc_id: str | None) -> tuple[str, list[list[Any]], Any]:
+    def delete(
+        doc_id: str | None, collection: str | None, request: gr.Request
+    ) -> tuple[str, list[list[Any]], Any, Any]:
         if not doc_id:
-            return "Choose a document to delete.", _doc_rows(services), gr.update()
+            return (
+                "Choose a document to delete.",
+                doc_rows(collection, request),
+                gr.update(),
+                gr.update(),
+            )
         try:
-            info = services.corpus.remove(doc_id)
+            info = corpus(collection, request).remove(doc_id)
             status = f"Deleted {info.source}."
         except (ApiError, GroundQAError) as exc:
             status = f"Delete failed: {getattr(exc, 'message', str(exc))}"
-        return status, _doc_rows(services), gr.update(choices=_doc_choices(services), value=None)
+        choices = doc_choices(collection, request)
+        return (
+            status,
+            doc_rows(collection, request),
+            gr.update(choices=choices, value=None),
+            gr.update(choices=choices, value=[]),
+        )
 
-    def refresh() -> tuple[list[list[Any]], Any]:
+    def refresh(collection: str | None, request: gr.Request) -> tuple[list[list[Any]], Any, Any]:
+        """The documents of the picked collection: table, delete choices, scope choices."""
         try:
-            return _doc_rows(services), gr.update(choices=_doc_choices(services))
+            choices = doc_choices(collection, request)
+            return (
+                doc_rows(collection, request),
+                gr.update(choices=choices),
+                gr.update(choices=choices),
+            )
         except GroundQAError as exc:
             gr.Warning(f"Cannot list documents: {exc}")
-            return [], gr.update()
+            return [], gr.update(), gr.update()
+
+    def switch(collection: str | None, request: gr.Request) -> tuple[list[list[Any]], Any, Any]:
+        # Another collection: its documents, and a scope that starts empty.
+        try:
+            choices = doc_choices(collection, request)
+            rows = doc_rows(collection, request)
+        except GroundQAError as exc:
+            gr.Warning(f"Cannot list documents: {exc}")
+            choices, rows = [], []
+        return (
+            rows,
+            gr.update(choices=choices, value=None),
+            gr.update(choices=choices, value=[]),
+        )
+
+    def load(request: gr.Request) -> tuple[Any, list[list[Any]], Any, Any]:
+        assert catalog is not None
+        try:
+            names = catalog.visible(logins.principal(request))
+        except GroundQAError as exc:
+            gr.Warning(f"Cannot list collections: {exc}")
+            names = []
+        first = catalog.default_name if catalog.default_name in names else next(iter(names), None)
+        rows, pick, choices = refresh(first, request) if first else ([], gr.update(), gr.update())
+        return gr.update(choices=names, value=first), rows, pick, choices
 
     with gr.Blocks(title="groundqa", analytics_enabled=False) as blocks:
         gr.Markdown(
@@ -346,6 +461,23 @@ def build(services: Services) -> gr.Blocks:
                     send = gr.Button("Ask", variant="primary", scale=1, elem_id="gqa-ask")
                 clear = gr.Button("New conversation", size="sm")
             with gr.Column(scale=2):
+                collection = gr.Dropdown(
+                    label="Collection",
+                    choices=[],
+                    value=None,
+                    elem_id="gqa-collection",
+                    interactive=True,
+                    info="The knowledge base questions are asked against.",
+                )
+                scope = gr.Dropdown(
+                    label="Limit questions to these documents",
+                    choices=[],
+                    value=[],
+                    multiselect=True,
+                    elem_id="gqa-scope",
+                    interactive=True,
+                    info="Empty: the whole collection.",
+                )
                 with gr.Accordion("Settings", open=False):
                     mode = gr.Radio(
                         modes,
@@ -376,15 +508,19 @@ def build(services: Services) -> gr.Blocks:
                     remove = gr.Button("Delete", size="sm", variant="stop")
                     status = gr.Markdown(elem_id="gqa-status")
 
-        inputs = [box, chatbot, turns, mode, top_k]
+        inputs = [box, chatbot, turns, mode, top_k, collection, scope]
         outputs = [chatbot, turns, box]
         box.submit(respond, inputs, outputs)
         send.click(respond, inputs, outputs)
         clear.click(lambda: ([], [], ""), None, outputs)
-        add.click(upload, [files], [status, docs, doc_pick, files])
-        remove.click(delete, [doc_pick], [status, docs, doc_pick])
-        reload.click(refresh, None, [docs, doc_pick])
-        blocks.load(refresh, None, [docs, doc_pick])
+        add.click(upload, [files, collection], [status, docs, doc_pick, files, scope])
+        remove.click(delete, [doc_pick, collection], [status, docs, doc_pick, scope])
+        reload.click(refresh, [collection], [docs, doc_pick, scope])
+        # A new collection starts a new conversation: earlier turns were about other documents.
+        collection.input(switch, [collection], [docs, doc_pick, scope]).then(
+            lambda: ([], []), None, [chatbot, turns]
+        )
+        blocks.load(load, None, [collection, docs, doc_pick, scope])
     return blocks
 
 

@@ -37,6 +37,16 @@ def question_and_history(request: ChatRequest, max_turns: int) -> tuple[str, lis
     return question, history[-max_turns:] if max_turns else []
 
 
+def collection_of(request: ChatRequest) -> str | None:
+    """The collection a chat request asks: ``collection``, else a ``model`` other than
+    "groundqa" (clients such as AnythingLLM map workspaces onto models), else None."""
+    if request.collection:
+        return request.collection
+    if request.model and request.model != MODEL_ID:
+        return request.model
+    return None
+
+
 def source_line(c: Citation) -> str:
     page = f", page {c.page}" if c.page is not None else ""
     quote = " ".join(c.quote.split())

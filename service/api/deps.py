@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from index.errors import GroundQAError
+from service.api.collections import Catalog
 from service.api.corpus import Corpus
 from service.api.errors import ApiError
 from service.api.metrics import Metrics
@@ -57,6 +58,11 @@ class Services:
     limiter: RateLimiter
     warmup: Warmup
     extra: dict[str, object] = field(default_factory=dict)
+    catalog: Catalog | None = None  # built from settings and qa.index when not given
+
+    def __post_init__(self) -> None:
+        if self.catalog is None:
+            self.catalog = Catalog(self.settings, self.qa.index, self.corpus)
 
 
 def get_services(request: Request) -> Services:
@@ -84,7 +90,13 @@ def get_metrics(services: ServicesDep) -> Metrics:
     return services.metrics
 
 
+def get_catalog(services: ServicesDep) -> Catalog:
+    assert services.catalog is not None
+    return services.catalog
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 QADep = Annotated[QA, Depends(get_qa)]
 CorpusDep = Annotated[Corpus, Depends(get_corpus)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]

@@ -21,6 +21,7 @@ from index.errors import (
     IndexEmpty,
     IndexUnavailable,
     ModelUnavailable,
+    NotFound,
 )
 from service.admission import Overloaded
 
@@ -113,6 +114,8 @@ def to_api_error(exc: Exception) -> ApiError:
             return ApiError(
                 503, "the index is empty: ingest documents first", type="index_empty", headers=retry
             )
+        case NotFound():
+            return ApiError(404, str(exc), type="not_found")
         case DocumentError():
             return ApiError(422, str(exc), type="document_error")
         case ConfigError() | CorpusError():

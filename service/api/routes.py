@@ -13,9 +13,12 @@ from starlette.concurrency import run_in_threadpool
 
 from index.types import IngestReport
 from service.api import chat, streams
+from service.api.collections import Target
+from service.api.corpus import Corpus
 from service.api.deps import (
     AskDep,
-    CorpusDep,
+    Caller,
+    CatalogDep,
     MetricsDep,
     QADep,
     ServicesDep,
@@ -26,6 +29,7 @@ from service.api.deps import (
 from service.api.errors import error_body, request_id_of, to_api_error
 from service.api.metrics import CONTENT_TYPE_LATEST
 from service.api.schemas import (
+    AskRequest,
     ChatCompletion,
     ChatRequest,
     Deleted,
@@ -51,10 +55,30 @@ def upload_body_limit(max_upload_bytes: int, max_upload_files: int) -> int:
 # --- answers -----------------------------------------------------------------------------
 
 
+def asked(body: AskDep, catalog: CatalogDep, principal: Caller) -> Target:
+    """The collection and scope a question is asked against (404 outside the caller's set)."""
+    return catalog.target(principal, body.collection, body.filter)
+
+
+TargetDep = Annotated[Target, Depends(asked)]
+
+
+def scoped_corpus(catalog: CatalogDep, principal: Caller, collection: str | None = None) -> Corpus:
+    """The documents of the ``?collection=`` asked for (default: the default collection)."""
+    return catalog.corpus(principal, collection)
+
+
+CorpusDep = Annotated[Corpus, Depends(scoped_corpus)]
+
+
+def _asking(body: AskRequest, t: Target) -> dict[str, Any]:
+    return {"mode": body.mode, "top_k": body.top_k, "index": t.index, "sources": t.sources}
+
+
 @api.post("/v1/ask", response_model=Answer, tags=["answers"])
-def ask(body: AskDep, qa: QADep, metrics: MetricsDep) -> Answer:
+def ask(body: AskDep, target: TargetDep, qa: QADep, metrics: MetricsDep) -> Answer:
     """Answer a question from the corpus, with citations, or abstain."""
-    answer = qa.ask(body.question, body.history, mode=body.mode, top_k=body.top_k)
+    answer = qa.ask(body.question, body.history, **_asking(body, target))
     metrics.observe_answer(answer, "api")
     return answer
 
@@ -66,11 +90,11 @@ def ask(body: AskDep, qa: QADep, metrics: MetricsDep) -> Answer:
     responses={200: {"content": {"text/event-stream": {}}, "description": "deltas, then final"}},
 )
 async def ask_stream(
-    body: AskDep, qa: QADep, metrics: MetricsDep, request: Request
+    body: AskDep, target: TargetDep, qa: QADep, metrics: MetricsDep, request: Request
 ) -> EventSourceResponse:
     """Server-sent events: ``delta`` events ({"delta": text}), then one ``final`` (the Answer)."""
     events = await streams.start(
-        lambda: qa.stream(body.question, body.history, mode=body.mode, top_k=body.top_k)
+        lambda: qa.stream(body.question, body.history, **_asking(body, target))
     )
     return streams.answer_events(events, metrics, request_id_of(request))
 
@@ -79,8 +103,10 @@ async def ask_stream(
 
 
 @api.get("/v1/models", response_model=ModelList, tags=["openai"])
-def models() -> ModelList:
-    return ModelList(data=[ModelCard(id=chat.MODEL_ID)])
+def models(catalog: CatalogDep, principal: Caller) -> ModelList:
+    """The default collection as model "groundqa", and every collection the caller may ask."""
+    names = [n for n in catalog.visible(principal) if n != chat.MODEL_ID]
+    return ModelList(data=[ModelCard(id=chat.MODEL_ID), *(ModelCard(id=n) for n in names)])
 
 
 @api.post(
@@ -90,22 +116,31 @@ def models() -> ModelList:
     responses={200: {"content": {"text/event-stream": {}}, "description": "when stream=true"}},
 )
 async def chat_completions(
-    body: ChatRequest, qa: QADep, settings: SettingsDep, metrics: MetricsDep, request: Request
+    body: ChatRequest,
+    qa: QADep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    request: Request,
+    catalog: CatalogDep,
+    principal: Caller,
 ) -> Any:
     """OpenAI chat completions; citations ride on ``message.citations`` and the final chunk."""
     question, history = chat.question_and_history(body, settings.max_history_turns)
     check_question(question, 0, settings)
     completion_id = f"chatcmpl-{request_id_of(request) or uuid.uuid4().hex}"
+    t = await run_in_threadpool(catalog.target, principal, chat.collection_of(body), body.filter)
+    asking: dict[str, Any] = {
+        "mode": body.mode,
+        "top_k": body.top_k,
+        "index": t.index,
+        "sources": t.sources,
+    }
     if not body.stream:
-        answer = await run_in_threadpool(
-            qa.ask, question, history, mode=body.mode, top_k=body.top_k
-        )
+        answer = await run_in_threadpool(qa.ask, question, history, **asking)
         metrics.observe_answer(answer, "openai")
         return chat.completion(answer, completion_id)
 
-    events = await streams.start(
-        lambda: qa.stream(question, history, mode=body.mode, top_k=body.top_k)
-    )
+    events = await streams.start(lambda: qa.stream(question, history, **asking))
     return streams.chat_chunks(events, metrics, completion_id, request_id_of(request))
 
 

@@ -9,6 +9,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.result import Citation, Mode, Turn
 
 
+class ScopeFilter(BaseModel):
+    """Documents a question is limited to: any named here, and any the glob matches."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    documents: list[str] = Field(
+        default_factory=list, max_length=1000, description="Source paths or document ids."
+    )
+    glob: str | None = Field(
+        default=None, max_length=500, description="fnmatch pattern over source paths and titles."
+    )
+
+
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -16,6 +29,8 @@ class AskRequest(BaseModel):
     history: list[Turn] = Field(default_factory=list, description="Earlier turns, oldest first.")
     mode: Mode | None = None
     top_k: int | None = Field(default=None, ge=1, le=50)
+    collection: str | None = Field(default=None, description="Default: the server's default.")
+    filter: ScopeFilter | None = None
 
 
 class Document(BaseModel):
@@ -70,6 +85,10 @@ class ChatRequest(BaseModel):
     # groundqa extensions; the sampling parameters of OpenAI clients are accepted and ignored.
     mode: Mode | None = None
     top_k: int | None = Field(default=None, ge=1, le=50)
+    # The collection: this field, else ``model`` when it is not "groundqa" (so a client that
+    # only lets users pick a model can pick a collection), else the default.
+    collection: str | None = None
+    filter: ScopeFilter | None = None
 
 
 class ChatResponseMessage(BaseModel):

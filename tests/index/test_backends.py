@@ -92,3 +92,54 @@ def test_replica_keyword_index_catches_up(
 
     writer.remove_source("b.txt")
     assert all(h.chunk.source != "b.txt" for h in reader.search("quokkabridge", 5))
+
+
+def test_replicas_catch_up_per_collection_without_cross_talk(
+    chroma_server: str, make_settings: MakeSettings, embedder: Embedder, tmp_path: Path
+) -> None:
+    """Two collections on one Chroma server, read by a replica with its own data dir: another
+    process's ingest into one moves only that collection's stamp, the replica's keyword index
+    of that one catches up, and the other collection answers exactly as before."""
+    from index.collections import Collections
+
+    harbours = tmp_path / "harbours"
+    harbours.mkdir()
+    (harbours / "a.txt").write_text("Harbours\n\nThe harbour master logs every ship at dawn.")
+    orchards = tmp_path / "orchards"
+    orchards.mkdir()
+    (orchards / "o.txt").write_text("Orchards\n\nThe orchard keeper grafts quokkapear trees.")
+    tag = uuid.uuid4().hex[:6]
+    one, two = f"h{tag}", f"o{tag}"
+    replica = Collections(make_settings(harbours, chroma_url=chroma_server), embedder=embedder)
+    replica.create(one)
+    replica.create(two)
+    replica.index(one).ingest(harbours)
+    replica.index(two).ingest(orchards)
+    for name in (one, two):
+        replica.index(name).stamp_interval = 0.0  # check the stamp on every search
+    other_before = [(h.chunk.id, h.score) for h in replica.index(two).search("quokkapear", 5)]
+    stamp_two = replica.info(two).version
+    assert all(h.keyword_rank is None for h in replica.index(one).search("quokkabridge", 5))
+
+    (harbours / "b.txt").write_text("Bridges\n\nThe quokkabridge spans the northern gorge.")
+    code = (
+        "import sys; from pathlib import Path; from index import Index; "
+        "from index.settings import IndexSettings; "
+        "Index(IndexSettings(corpus_dir=Path(sys.argv[1]), data_dir=Path(sys.argv[2]), "
+        "chroma_url=sys.argv[3], collection=sys.argv[4])).ingest()"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(harbours), str(tmp_path / "other"), chroma_server, one],
+        check=True,
+        cwd=ROOT,
+    )
+    hits = replica.index(one).search("quokkabridge", 5)
+    assert hits and hits[0].chunk.source == "b.txt" and hits[0].keyword_rank == 0
+    # The other collection: same stamp, same answers, none of the new document.
+    assert replica.info(two).version == stamp_two
+    after = replica.index(two).search("quokkapear quokkabridge", 5)
+    assert {h.chunk.source for h in after} == {"o.txt"}
+    assert [(h.chunk.id, h.score) for h in replica.index(two).search("quokkapear", 5)] == (
+        other_before
+    )
+    assert {s.source for s in replica.index(one).sources()} == {"a.txt", "b.txt"}

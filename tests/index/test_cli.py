@@ -103,3 +103,37 @@ def test_groundqa_binary_end_to_end(tmp_path: Path) -> None:
     assert any("Wadi Barada" in h["chunk"]["text"] for h in json.loads(found.stdout)[:3])
     missing = run("--corpus-dir", str(tmp_path / "nope"), "ingest")
     assert missing.returncode != 0 and "does not exist" in missing.stderr
+
+
+def test_cli_collections_create_ingest_list_delete(tmp_path: Path, embedder: Embedder) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "otters.txt").write_text("Otters\n\nSea otters crack shellfish on stones.")
+    base = ["--corpus-dir", str(CORPUS), "--data-dir", str(tmp_path / "data")]
+    runner = CliRunner()
+    app = cli_app()
+
+    def run(*args: str, **kw: str) -> str:
+        out = runner.invoke(app, [*base, *args], **kw)  # type: ignore[arg-type]
+        assert out.exit_code == 0, out.output
+        return str(out.output)
+
+    assert "created otters" in run("collections", "create", "otters")
+    assert "already exists" in run("collections", "create", "otters")
+    assert runner.invoke(app, [*base, "collections", "create", "ab"]).exit_code != 0
+    run("ingest", "--collection", "otters", str(other))
+    listed = json.loads(run("collections", "list", "--json"))
+    assert [(c["name"], c["documents"]) for c in listed] == [("groundqa", 0), ("otters", 1)]
+    sources = json.loads(run("sources", "--collection", "otters", "--json"))
+    assert [s["source"] for s in sources] == ["otters.txt"]
+    hits = json.loads(run("search", "shellfish", "--collection", "otters", "--json"))
+    assert {h["chunk"]["source"] for h in hits} == {"otters.txt"}
+    missing = runner.invoke(app, [*base, "sources", "--collection", "nosuch"])
+    assert missing.exit_code != 0 and "nosuch" in str(missing.exception or missing.output)
+
+    # Delete asks first: "n" keeps the collection, --yes does not ask.
+    refused = runner.invoke(app, [*base, "collections", "delete", "otters"], input="n\n")
+    assert refused.exit_code == 1 and "1 documents" in refused.output
+    assert len(json.loads(run("collections", "list", "--json"))) == 2
+    assert "deleted otters" in run("collections", "delete", "otters", "--yes")
+    assert [c["name"] for c in json.loads(run("collections", "list", "--json"))] == ["groundqa"]

@@ -60,6 +60,8 @@ DRIVER = textwrap.dedent(
 
     index.core.GROUP_CHUNKS = 8  # many small write groups, so a kill lands between them
     settings = IndexSettings(corpus_dir=Path(sys.argv[1]), data_dir=Path(sys.argv[2]))
+    if len(sys.argv) > 3:
+        settings = settings.model_copy(update={"collection": sys.argv[3]})
 
     def progress(done, total):
         print(done, flush=True)
@@ -82,7 +84,7 @@ def state(settings: IndexSettings, embedder: Embedder) -> tuple[object, ...]:
     def observable(meta: dict[str, object]) -> list[tuple[str, object]]:
         # Stored sentence vectors come from batched forward passes, whose float rounding
         # depends on what else was in the batch: their spans are compared here, the vectors
-        # by cosine in sentence_vectors_agree.
+        # by cosine against a clean build (sentence_vectors).
         out = sorted((k, v) for k, v in meta.items() if k != "sentences")
         sent = unpack(meta.get("sentences"))
         assert sent is not None
@@ -115,18 +117,76 @@ def sentence_vectors(settings: IndexSettings) -> dict[str, np.ndarray]:
     return out
 
 
-def test_kill_9_midway_then_rerun_equals_clean_build(
-    tmp_path: Path, make_settings: MakeSettings, embedder: Embedder
-) -> None:
-    rng = random.Random(5)
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for i in range(120):
+def _random_corpus(folder: Path, seed: int, n: int, prefix: str = "doc") -> Path:
+    rng = random.Random(seed)
+    folder.mkdir()
+    for i in range(n):
         sentences = [
             " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14))).capitalize() + f" {i}."
             for _ in range(rng.randint(4, 12))
         ]
-        (corpus / f"doc{i:03d}.txt").write_text(f"Document {i}\n\n" + " ".join(sentences))
+        (folder / f"{prefix}{i:03d}.txt").write_text(f"Document {i}\n\n" + " ".join(sentences))
+    return folder
+
+
+def _kill_midway(corpus: Path, settings: IndexSettings, *collection: str) -> int:
+    """Run an ingest in another process and SIGKILL it once 50 files are done."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(corpus), str(settings.data_dir), *collection],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    killed_at = None
+    for line in proc.stdout:
+        if line.strip().isdigit() and int(line) >= 50:
+            killed_at = int(line)
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait()
+    assert killed_at is not None, "the ingest finished before it could be interrupted"
+    assert proc.returncode == -signal.SIGKILL
+    return killed_at
+
+
+def test_kill_9_in_one_collection_leaves_the_other_untouched(
+    tmp_path: Path, make_settings: MakeSettings, embedder: Embedder
+) -> None:
+    """Two collections in one data dir: killing an ingest into one changes nothing in the
+    other, and the rerun equals a clean build of the first, with no document of either in the
+    other."""
+    alpha = _random_corpus(tmp_path / "alpha", 5, 120, "alpha")
+    beta = _random_corpus(tmp_path / "beta", 9, 40, "beta")
+    shared = make_settings(alpha)
+    beta_settings = shared.model_copy(update={"collection": "beta", "corpus_dir": beta})
+    alpha_settings = shared.model_copy(update={"collection": "alpha"})
+    Index(beta_settings, embedder=embedder).ingest()
+    beta_before = state(beta_settings, embedder)
+
+    _kill_midway(alpha, shared, "alpha")
+    assert state(beta_settings, embedder) == beta_before
+
+    recovered = Index(alpha_settings, embedder=embedder).ingest()
+    assert 0 < recovered.chunks_embedded < recovered.chunks_total
+    clean = make_settings(alpha).model_copy(update={"collection": "alpha"})
+    Index(clean, embedder=embedder).ingest()
+    assert state(alpha_settings, embedder) == state(clean, embedder)
+    a, b = sentence_vectors(alpha_settings), sentence_vectors(clean)
+    assert a.keys() == b.keys()
+    assert min(float(np.min(np.sum(a[k] * b[k], axis=1))) for k in a) > 0.99
+    assert state(beta_settings, embedder) == beta_before
+    alpha_sources = {s.source for s in Index(alpha_settings, embedder=embedder).sources()}
+    beta_sources = {s.source for s in Index(beta_settings, embedder=embedder).sources()}
+    assert alpha_sources == {p.name for p in alpha.iterdir()}
+    assert beta_sources == {p.name for p in beta.iterdir()}
+
+
+def test_kill_9_midway_then_rerun_equals_clean_build(
+    tmp_path: Path, make_settings: MakeSettings, embedder: Embedder
+) -> None:
+    corpus = _random_corpus(tmp_path / "corpus", 5, 120)
 
     interrupted = make_settings(corpus)
     proc = subprocess.Popen(
