@@ -128,12 +128,9 @@ class Embedder:
         )
         return np.asarray(vectors, dtype=np.float32)
 
-    def encode_with_tokens(
-        self, texts: list[str]
-    ) -> tuple[np.ndarray, list[tuple[tuple[str, ...], np.ndarray]]]:
-        """``encode(texts)`` and ``token_vectors(texts)`` from one forward pass."""
-        if not texts:
-            return self.encode([]), []
+    def _forward(self, texts: list[str]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """One forward pass keeping every output: normalised text vectors, and per text its
+        input ids, attention mask and token vectors."""
         outputs: list[dict[str, Any]] = self.model.encode(  # type: ignore[assignment]
             list(texts),
             batch_size=self.batch_size,
@@ -141,8 +138,17 @@ class Embedder:
             normalize_embeddings=True,
             show_progress_bar=False,
         )
-        sentences = np.stack([_numpy(o["sentence_embedding"]) for o in outputs])
-        sentences /= np.maximum(np.linalg.norm(sentences, axis=1, keepdims=True), 1e-12)
+        vectors = np.stack([_numpy(o["sentence_embedding"]) for o in outputs])
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors, outputs
+
+    def encode_with_tokens(
+        self, texts: list[str]
+    ) -> tuple[np.ndarray, list[tuple[tuple[str, ...], np.ndarray]]]:
+        """``encode(texts)`` and ``token_vectors(texts)`` from one forward pass."""
+        if not texts:
+            return self.encode([]), []
+        sentences, outputs = self._forward(texts)
         tokens = []
         for o in outputs:
             n = int(o["attention_mask"].sum())
@@ -177,15 +183,7 @@ class Embedder:
 
     def _encode_slice(self, texts: list[str]) -> tuple[np.ndarray, list[Sentences]]:
         all_spans = [sentence_spans(t) for t in texts]
-        outputs: list[dict[str, Any]] = self.model.encode(  # type: ignore[assignment]
-            list(texts),
-            batch_size=self.batch_size,
-            output_value=None,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
-        vectors = np.stack([_numpy(o["sentence_embedding"]) for o in outputs])
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        vectors, outputs = self._forward(texts)
         # The tokenizer call sentence-transformers makes, again, for the character offsets.
         enc = self.tokenizer(
             list(texts),

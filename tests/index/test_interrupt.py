@@ -189,23 +189,7 @@ def test_kill_9_midway_then_rerun_equals_clean_build(
     corpus = _random_corpus(tmp_path / "corpus", 5, 120)
 
     interrupted = make_settings(corpus)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", DRIVER, str(corpus), str(interrupted.data_dir)],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert proc.stdout is not None
-    killed_at = None
-    for line in proc.stdout:
-        if line.strip().isdigit() and int(line) >= 50:
-            killed_at = int(line)
-            os.kill(proc.pid, signal.SIGKILL)
-            break
-    proc.wait()
-    assert killed_at is not None, "the ingest finished before it could be interrupted"
-    assert proc.returncode == -signal.SIGKILL
+    _kill_midway(corpus, interrupted)
 
     recovered = Index(interrupted, embedder=embedder).ingest()
     assert 0 < recovered.chunks_embedded < recovered.chunks_total  # earlier work was kept
