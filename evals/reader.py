@@ -23,10 +23,14 @@ import numpy as np
 
 from evals import metrics, squad
 from evals.calibrate import DEFAULT_SQUAD
+from index.sentences import sentence_spans
 from service.reader import MODEL_DIR, Reader
+from service.support import shared_support
 
 
-def run(model_dir: Path, squad_path: Path, limit: int = 0) -> dict[str, Any]:
+def run(
+    model_dir: Path, squad_path: Path, limit: int = 0, with_support: bool = True
+) -> dict[str, Any]:
     paragraphs, questions = squad.load(squad_path)
     text = {p.source: p.context for p in paragraphs}
     if limit:
@@ -35,6 +39,7 @@ def run(model_dir: Path, squad_path: Path, limit: int = 0) -> dict[str, Any]:
     reader = Reader(model_dir)
     reader.warmup()
     rows = []
+    checks = []
     started = time.perf_counter()
     for q in questions:
         ctx = text[q.source]
@@ -42,11 +47,46 @@ def run(model_dir: Path, squad_path: Path, limit: int = 0) -> dict[str, Any]:
         assert span is not None
         pred = ctx[span.start : span.end]
         rows.append((q, pred, span.margin, span.answerable))
+        holding = [ctx[a:b] for a, b in sentence_spans(ctx) if a < span.end and b > span.start]
+        checks.append((" ".join(holding) or ctx, f"{q.question} {pred}"))
     seconds = time.perf_counter() - started
-    return figures(rows, seconds)
+    out = figures(rows, seconds)
+    if with_support:
+        # the support model's check of the span (what the abstention model reads), alone and
+        # combined with the reader's two scores by a logistic regression fitted out of fold
+        support = shared_support().score(checks)
+        extended = [(*r, float(p)) for r, p in zip(rows, support, strict=True)]
+        combined = _out_of_fold(extended)
+        out.update(
+            figures(
+                [(*r, c) for r, c in zip(extended, combined, strict=True)],
+                seconds,
+                scores=(("support", 4), ("reader_and_support", 5)),
+            )
+        )
+    return out
 
 
-def figures(rows: list[tuple[Any, str, float, float]], seconds: float) -> dict[str, Any]:
+def _out_of_fold(rows: list[tuple[Any, ...]]) -> list[float]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+
+    x = np.array([[r[2], r[3], np.log(r[4] + 1e-6) - np.log(1 - r[4] + 1e-6)] for r in rows])
+    y = np.array([not r[0].is_impossible for r in rows])
+    groups = np.array([r[0].source.split("_")[0] for r in rows])
+    p = np.zeros(len(rows))
+    for train, test in GroupKFold(n_splits=min(5, len(set(groups)))).split(x, y, groups):
+        p[test] = (
+            LogisticRegression(max_iter=1000).fit(x[train], y[train]).predict_proba(x[test])[:, 1]
+        )
+    return [float(v) for v in p]
+
+
+def figures(
+    rows: list[tuple[Any, ...]],
+    seconds: float,
+    scores: tuple[tuple[str, int], ...] = (("margin", 2), ("answerable", 3)),
+) -> dict[str, Any]:
     has = np.array([not q.is_impossible for q, *_ in rows])
     contains = np.array(
         [bool(q.answers) and metrics.contains_any(p, q.answers) for q, p, *_ in rows]
@@ -63,7 +103,7 @@ def figures(rows: list[tuple[Any, str, float, float]], seconds: float) -> dict[s
         "hasans_em_never_abstaining": float(em[has].mean()),
         "hasans_f1_never_abstaining": float(f1[has].mean()),
     }
-    for name, k in (("margin", 2), ("answerable", 3)):
+    for name, k in scores:
         score = np.array([r[k] for r in rows])
         best_f1, best_t, balanced = -1.0, 0.0, None
         for t in np.unique(np.quantile(score, np.linspace(0, 1, 201))):

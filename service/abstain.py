@@ -40,6 +40,7 @@ from typing import Any
 
 from service import nlp
 from service import reader as rd
+from service import support as sp
 from service import text as tx
 from service.evidence import Evidence, Sentence, covered, name_keys
 
@@ -68,6 +69,7 @@ FEATURES: tuple[str, ...] = (
     "names_missing_context",
     *nlp.FEATURES,  # computed by service.nlp.Linguist, which needs models
     *rd.FEATURES,  # the reader's scores (service.reader.Reading.features)
+    *sp.FEATURES,  # the support model's check of the answer (service.support)
 )
 
 _NEGATION = re.compile(r"\b(?:not|never|no|none|without|neither|nor|cannot)\b|n't\b", re.IGNORECASE)

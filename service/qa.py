@@ -27,6 +27,7 @@ from service.nlp import Linguist
 from service.protocols import Condenser, Drafter
 from service.reader import Reader, Reading, read_evidence, shared_reader
 from service.result import ABSTAIN_ANSWER, Answer, Mode, Passage, StreamEvent, Turn
+from service.support import Support, answer_features, shared_support
 from service.verify import Verified, unverified, verify
 
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ class QA:
         self._model: ab.Model | None = None
         self._linguist: Linguist | None = None
         self._reader: Reader | None = None
+        self._support: Support | None = None
         self.admission = Admission(
             settings.max_concurrent_answers, settings.max_queued_answers, settings.queue_timeout_s
         )
@@ -127,6 +129,12 @@ class QA:
             self._reader = shared_reader()
         return self._reader
 
+    @property
+    def support(self) -> Support:
+        if self._support is None:
+            self._support = shared_support()
+        return self._support
+
     def condenser(self) -> Condenser:
         if self._condenser is None:
             if self.settings.llm_base_url:
@@ -164,6 +172,7 @@ class QA:
         self.index.embedder.encode(["warm up"])
         _ = self.model
         self.reader.warmup()
+        self.support.warmup()
         self.linguist.warmup()
         with contextlib.suppress(GroundQAError):  # an empty index still warms the model
             self.ask("What is this about?")
@@ -226,7 +235,11 @@ class QA:
             s.verified = unverified(s.draft, s.context)
         else:
             s.verified = verify(
-                s.draft, s.context, self.scorer.store, min_support=self.settings.min_support
+                s.draft,
+                s.context,
+                self.scorer.store,
+                self.support,
+                min_support=self.settings.min_support,
             )
         return s
 
@@ -240,6 +253,7 @@ class QA:
         f = s.features = ab.features(ev, anchor, v.support, together)
         f.update(self.linguist.features(s.standalone, ab.anchor_texts(ev, anchor)))
         f.update(s.readings[0].features())
+        f.update(self._answer_support(s.standalone, s.readings[0]))
         if len(parts) > 1:
             decision = self._decide_parts(s, parts, v.support)
         else:
@@ -286,6 +300,13 @@ class QA:
         )
         return s
 
+    def _answer_support(self, question: str, reading: Reading) -> dict[str, float]:
+        best = reading.best()
+        if best is None:
+            return answer_features(self.support, question, None, "")
+        sentence = " ".join(x.text for x in best.sentences)
+        return answer_features(self.support, question, best.text, sentence)
+
     def _decide_parts(self, s: State, parts: list[str], support: float) -> ab.Decision:
         """A compound question ("Which airbase ..., and where ...?") is answered only when
         every part is: each part is judged against the sentence holding the reader's span for
@@ -303,6 +324,7 @@ class QA:
             f = ab.features(pev, anchor, support)
             f.update(self.linguist.features(part, ab.anchor_texts(pev, anchor)))
             f.update(reading.features())
+            f.update(self._answer_support(part, reading))
             d = ab.decide(f, self.model, threshold)
             confidence = min(confidence, d.confidence)
             failed += d.confidence < t or d.abstain

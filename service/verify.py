@@ -1,17 +1,19 @@
 """Step 5: keep only draft sentences their cited passage supports; renumber the citations.
 
-A sentence's support by a passage is the best, over that passage's sentences (and pairs of
-adjacent sentences), of embedding similarity blended with how many of the draft sentence's
-content words the span contains. Numbers and names the sentence asserts must occur in the
-passage. An uncited or unsupported sentence is re-attached to a passage that supports it
-when one does ("repaired"), else removed.
+A sentence's support by a passage is the support model's probability (:mod:`service.support`)
+that the best of the passage's sentences, or pairs of adjacent sentences, supports it; a
+sentence quoted verbatim is supported by the span it quotes without asking the model.
+Numbers and names the sentence asserts must also occur in the passage. An uncited or
+unsupported sentence is re-attached to a passage that supports it when one does
+("repaired"), else removed.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -19,7 +21,11 @@ from service import text as tx
 from service.evidence import ChunkSentences, SentenceStore
 from service.result import Citation, Passage, SentenceCheck
 
-W_SIM = 0.5  # the rest is content-word coverage
+PAIR_COST = 0.05  # a pair of sentences must beat its best single sentence by this much
+
+
+class SupportScorer(Protocol):
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray: ...
 
 
 @dataclass(slots=True)
@@ -38,44 +44,45 @@ class _Support:
     end: int
 
 
-def _support(
-    sent_vec: np.ndarray,
-    sent_stems: set[str],
-    sent_names: Sequence[str],
-    cs: ChunkSentences,
-    accept: Callable[[int, int], bool] | None = None,
-) -> _Support | None:
-    if not cs.spans:
-        return None
-    sims = cs.vectors @ sent_vec
-    best: _Support | None = None
+def _candidates(cs: ChunkSentences) -> list[tuple[int, int, bool]]:
+    """Each sentence and each pair of adjacent sentences: (start, end, is_pair)."""
     n = len(cs.spans)
-    for i in range(n):
-        for j in (i, i + 1):
-            if j >= n or (accept is not None and not accept(cs.spans[i][0], cs.spans[j][1])):
-                continue
-            stems = cs.stems[i] | cs.stems[j]
-            names = cs.names[i] + cs.names[j]
-            cov = _coverage(sent_stems, sent_names, stems, names)
-            sim = float(sims[i]) if i == j else float(max(sims[i], sims[j]))
-            # a pair must earn its second sentence
-            score = W_SIM * sim + (1 - W_SIM) * cov - (0.05 if i != j else 0.0)
-            if best is None or score > best.score:
-                best = _Support(score, cs.spans[i][0], cs.spans[j][1])
-    return best
+    out = [(cs.spans[i][0], cs.spans[i][1], False) for i in range(n)]
+    out += [(cs.spans[i][0], cs.spans[i + 1][1], True) for i in range(n - 1)]
+    return out
 
 
-def _coverage(
-    stems: set[str], names: Sequence[str], span_stems: frozenset[str], span_names: Sequence[str]
-) -> float:
-    if not stems:
-        return 1.0
-    hit = sum(
-        1
-        for s in stems
-        if s in span_stems or (s in names and any(tx.entity_match(s, n) for n in span_names))
-    )
-    return hit / len(stems)
+def _norm(text: str) -> str:
+    return " ".join(text.split()).strip().rstrip(".!?").lower()
+
+
+def _support(
+    sentence: str, text: str, cs: ChunkSentences, support: SupportScorer, facts_too: bool
+) -> _Support | None:
+    """The span of ``text`` that best supports ``sentence``. With ``facts_too``, spans that
+    leave one of the sentence's numbers or names unmentioned are passed over when another
+    span states them all (so the quote shows the figure it is cited for)."""
+    cands = _candidates(cs)
+    if not cands:
+        return None
+    claim = _norm(sentence)
+    words = len(claim.split())
+    for a, b, _ in sorted(cands, key=lambda c: c[1] - c[0]):
+        span = _norm(text[a:b])
+        # Quoted verbatim (the extractive answer): nothing to judge. A short piece of a
+        # sentence ("It includes:") is not a quote of it; the model judges those.
+        if claim and claim in span and words >= max(4, len(span.split()) // 2):
+            return _Support(1.0, a, b)
+    if facts_too:
+        stating = [c for c in cands if not facts_missing(sentence, text[c[0] : c[1]])]
+        cands = stating or cands
+    probs = support.score([(text[a:b], sentence) for a, b, _ in cands])
+    scored = [
+        (float(p) - (PAIR_COST if pair else 0.0), a, b)
+        for p, (a, b, pair) in zip(probs, cands, strict=True)
+    ]
+    best = max(scored)
+    return _Support(max(0.0, best[0]), best[1], best[2])
 
 
 def facts_missing(sentence: str, passage_text: str) -> list[str]:
@@ -96,6 +103,7 @@ def verify(
     draft: str,
     passages: Sequence[Passage],
     store: SentenceStore,
+    support: SupportScorer,
     *,
     min_support: float,
 ) -> Verified:
@@ -104,43 +112,25 @@ def verify(
     if not parts:
         return Verified("", [], [], 0.0)
     chunks = store.get_many(passages)
-    # Sentences quoted verbatim already have vectors; only paraphrases are embedded.
-    known: dict[str, np.ndarray] = {}
-    for p, cs in zip(passages, chunks, strict=True):
-        for k, (s, e) in enumerate(cs.spans):
-            known.setdefault(p.text[s:e].strip(), cs.vectors[k])
-    todo = [t for t, _ in parts if t.strip() not in known]
-    if todo:
-        for t, v in zip(todo, store.embedder.encode(todo), strict=True):
-            known[t.strip()] = np.asarray(v, dtype=np.float32)
 
     checks: list[SentenceCheck] = []
     kept: list[tuple[str, list[tuple[int, _Support]]]] = []
     for sentence, cites in parts:
-        vec = known[sentence.strip()]
-        stems = set(tx.content_stems(sentence))
-        names = [tx.stem(w) for w, _, _ in tx.words(sentence) if w[:1].isupper()]
+        memo: dict[int, tuple[_Support | None, list[str]]] = {}
 
         def judged(
             pi: int,
             sentence: str = sentence,
-            vec: np.ndarray = vec,
-            stems: set[str] = stems,
-            names: list[str] = names,
+            memo: dict[int, tuple[_Support | None, list[str]]] = memo,
         ) -> tuple[_Support | None, list[str]]:
-            text = passages[pi].text
-            missing = facts_missing(sentence, text)
-            sup = None
-            if not missing:
-                # Quote the span that states the sentence's numbers and names, when one does.
-                sup = _support(
-                    vec,
-                    stems,
-                    names,
-                    chunks[pi],
-                    lambda a, b: not facts_missing(sentence, text[a:b]),
+            if pi not in memo:
+                text = passages[pi].text
+                missing = facts_missing(sentence, text)
+                memo[pi] = (
+                    _support(sentence, text, chunks[pi], support, facts_too=not missing),
+                    missing,
                 )
-            return sup or _support(vec, stems, names, chunks[pi]), missing
+            return memo[pi]
 
         valid = [n for n in cites if 1 <= n <= len(passages)]
         good: list[tuple[int, _Support]] = []
@@ -150,10 +140,10 @@ def verify(
             sup, missing = judged(n - 1)
             score = sup.score if sup else 0.0
             best_seen = max(best_seen, score)
-            if sup is None or score < min_support:
-                reasons.append(f"[{n}] support {score:.2f} < {min_support:.2f}")
-            elif missing:
+            if missing:  # the more telling reason, whatever the model's score
                 reasons.append(f"[{n}] does not mention {', '.join(sorted(missing)[:3])}")
+            elif sup is None or score < min_support:
+                reasons.append(f"[{n}] support {score:.2f} < {min_support:.2f}")
             else:
                 good.append((n - 1, sup))
         if good:
@@ -172,13 +162,15 @@ def verify(
             reasons.append("no citation")
         elif len(valid) < len(cites):
             reasons.append("citation out of range")
-        # Repair: the passage that does support the sentence, if any.
+        # Repair: the passage that does support the sentence, if any. Passages that do not
+        # mention the sentence's numbers and names cannot, so the model is not asked.
         best: tuple[int, _Support] | None = None
         for pi in range(len(passages)):
-            sup, missing = judged(pi)
+            if facts_missing(sentence, passages[pi].text):
+                continue
+            sup, _ = judged(pi)
             if (
                 sup is not None
-                and not missing
                 and sup.score >= min_support
                 and (best is None or sup.score > best[1].score)
             ):

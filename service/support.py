@@ -1,0 +1,206 @@
+"""The support model: does a passage span support a claim?
+
+Our own cross-encoder (``service/models/support/``, card in ``MODEL_CARD.md``): the packaged
+all-MiniLM-L6-v2 encoder fine-tuned on NLI pairs and SQuAD-derived pairs (``make
+train-support``), with one logit read from ``[CLS]``. It reads the span and the claim
+together, so a swapped name, a changed number, the question echoed back or an empty fragment
+score low even where their words overlap the span.
+
+Two callers: the verifier scores a generated sentence against the spans of the passage it
+cites, and the abstention model scores "question + short answer" against the sentence that
+holds the answer. Weights ship fp16 without the frozen word embeddings; their sha256 is
+checked at load.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.errors import ModelUnavailable
+from service.batching import MicroBatcher
+
+MODEL_DIR = Path(__file__).with_name("models") / "support"
+WEIGHTS = "support.safetensors"
+MANIFEST = "support.json"
+MAX_LENGTH = 160  # tokens per pair: a sentence or two and a claim; longer premises are cut
+
+Pairs = tuple[Any, Any, Any]  # input ids, attention mask, token types (torch, rows x tokens)
+
+
+class SupportIntegrityError(ModelUnavailable):
+    """The support model's weights are missing or are not the ones its manifest names."""
+
+
+def build_network(base: Path) -> Any:
+    """The support network (encoder plus one logit on [CLS]), initialised from MiniLM."""
+    import torch
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+    class SupportNet(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = AutoModel.from_pretrained(str(base), add_pooling_layer=False)
+            self.head = torch.nn.Linear(self.encoder.config.hidden_size, 1)
+
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor,
+        ) -> torch.Tensor:
+            h = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            return self.head(h[:, 0]).squeeze(-1)
+
+    return SupportNet()
+
+
+def trainable_state(net: Any) -> dict[str, Any]:
+    """What ships: everything but the frozen embeddings, which MiniLM's package provides."""
+    return {k: v for k, v in net.state_dict().items() if not k.startswith("encoder.embeddings.")}
+
+
+class Support:
+    """Scores (span, claim) pairs. Loads on first use; safe to share between threads."""
+
+    batch_pairs = 64
+    batch_wait_ms = 2.0
+
+    def __init__(self, model_dir: Path = MODEL_DIR, *, base: Path | None = None) -> None:
+        self.model_dir = model_dir
+        self._base = base
+        self._net: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()
+        self._batch: MicroBatcher[Pairs, np.ndarray] | None = None
+
+    def _load(self) -> None:
+        try:
+            import torch  # noqa: F401  (here, so a missing install gets the message below)
+            from safetensors.torch import load_file
+            from transformers import AutoTokenizer
+        except ImportError as exc:
+            raise ModelUnavailable(
+                "the support model needs torch and transformers: "
+                "pip install torch==2.13.0 transformers"
+            ) from exc
+        from service.reader import _minilm_path, sha256_of
+
+        manifest_path = self.model_dir / MANIFEST
+        weights = self.model_dir / WEIGHTS
+        if not manifest_path.is_file() or not weights.is_file():
+            raise SupportIntegrityError(
+                f"support model not found in {self.model_dir}: expected {MANIFEST} and {WEIGHTS}"
+            )
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        actual = sha256_of(weights)
+        if actual != manifest.get("sha256"):
+            raise SupportIntegrityError(
+                f"support weights {weights} have sha256 {actual}, but {manifest_path} names "
+                f"{manifest.get('sha256')}: the file is corrupt or was replaced; restore it "
+                "with `git checkout -- service/models/support`"
+            )
+        base = self._base or _minilm_path()
+        net = build_network(base)
+        state = {k: v.float() for k, v in load_file(str(weights)).items()}
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith("encoder.embeddings.") for k in missing):
+            raise SupportIntegrityError(
+                f"support weights do not fit the network: missing {missing}, extra {unexpected}"
+            )
+        net.eval()
+        self._tokenizer = AutoTokenizer.from_pretrained(str(base))
+        self._net = net
+
+    def _ensure(self) -> None:
+        if self._net is None:
+            with self._lock:
+                if self._net is None:
+                    self._load()
+
+    def warmup(self) -> None:
+        self.score([("The model loads here.", "The model loads.")])
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """P(supported) for each (premise, claim) pair."""
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        self._ensure()
+        enc = self._tokenizer(
+            [p for p, _ in pairs],
+            [c for _, c in pairs],
+            truncation="longest_first",
+            max_length=MAX_LENGTH,
+            padding="longest",
+            return_tensors="pt",
+        )
+        logits = self._batcher.submit(
+            (enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
+        )
+        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+
+    @property
+    def _batcher(self) -> MicroBatcher[Pairs, np.ndarray]:
+        if self._batch is None:
+            with self._lock:
+                if self._batch is None:
+                    self._batch = MicroBatcher(
+                        self._forward,
+                        max_items=self.batch_pairs,
+                        wait_ms=self.batch_wait_ms,
+                        name="support",
+                        size=lambda p: int(p[0].shape[0]),
+                    )
+        return self._batch
+
+    def _forward(self, requests: list[Pairs]) -> list[np.ndarray]:
+        import torch
+
+        longest = max(int(r[0].shape[1]) for r in requests)
+
+        def padded(t: Any) -> Any:
+            return torch.nn.functional.pad(t, (0, longest - int(t.shape[1])))
+
+        ids, mask, types = (torch.cat([padded(r[i]) for r in requests]) for i in range(3))
+        with torch.inference_mode():
+            logits = self._net(ids, mask, types).float().numpy()
+        out, row = [], 0
+        for r in requests:
+            n = int(r[0].shape[0])
+            out.append(logits[row : row + n])
+            row += n
+        return out
+
+
+@lru_cache(maxsize=4)
+def shared_support(model_dir: Path = MODEL_DIR) -> Support:
+    """One support model per model directory per process (see ``shared_reader``)."""
+    return Support(model_dir)
+
+
+# What the calibrated abstention model reads from the support model (see ``answer_features``).
+FEATURES: tuple[str, ...] = ("support_answer",)
+
+
+def answer_features(
+    scorer: Support, question: str, answer: str | None, sentence: str
+) -> dict[str, float]:
+    """P(the sentence holding the reader's span supports "question answer"): low when the
+    question changed a word of the sentence (a swapped name, a negation, an antonym), which
+    the reader's span-versus-no-answer scores alone miss."""
+    if not answer or not sentence:
+        return {"support_answer": 0.0}
+    p = float(scorer.score([(sentence, f"{question} {answer}")])[0])
+    return {"support_answer": p}
