@@ -115,6 +115,9 @@ def collect(
             found_support = qa.support.score(
                 [(" ".join(x.text for x in f.sentences), f"{q.question} {f.text}") for f in found]
             )
+            # the pipeline computes support_answer only when the committed model reads it;
+            # it is the best reading's support, measured here either way
+            state.features["support_answer"] = float(found_support[0]) if found else 0.0
             sources = [p.source for p in state.evidence.passages]
             row = {
                 "id": q.id,

