@@ -141,6 +141,11 @@ class Reader:
         self._net: Any = None
         self._tokenizer: Any = None  # a transformers fast tokenizer
         self._lock = threading.Lock()
+        # A fast tokenizer keeps its truncation and padding settings in the shared Rust
+        # object and each call resets them, while batch encoding releases the GIL: calls
+        # are serialised so that the question's length check (no truncation) cannot meet
+        # a passage being cut into windows (cheap: tokenising takes about a millisecond).
+        self._tokenize_lock = threading.Lock()
         self._batch: MicroBatcher[Windows, Logits] | None = None
 
     def _load(self) -> None:
@@ -194,17 +199,18 @@ class Reader:
         if not passages:
             return []
         q = self._question(question)
-        enc = self._tokenizer(
-            [q] * len(passages),
-            list(passages),
-            truncation="only_second",
-            max_length=MAX_LENGTH,
-            stride=STRIDE,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding="longest",
-            return_tensors="pt",
-        )
+        with self._tokenize_lock:
+            enc = self._tokenizer(
+                [q] * len(passages),
+                list(passages),
+                truncation="only_second",
+                max_length=MAX_LENGTH,
+                stride=STRIDE,
+                return_overflowing_tokens=True,
+                return_offsets_mapping=True,
+                padding="longest",
+                return_tensors="pt",
+            )
         owner = enc.pop("overflow_to_sample_mapping").tolist()
         offsets = enc.pop("offset_mapping").tolist()
         windows = (enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
@@ -272,7 +278,8 @@ class Reader:
 
     def _question(self, question: str) -> str:
         assert self._tokenizer is not None
-        ids = self._tokenizer(question, add_special_tokens=False)["input_ids"]
+        with self._tokenize_lock:
+            ids = self._tokenizer(question, add_special_tokens=False)["input_ids"]
         if len(ids) <= MAX_QUESTION_TOKENS:
             return question
         # an over-long question would leave no room for the passage: keep its end, where

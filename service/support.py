@@ -80,6 +80,7 @@ class Support:
         self._net: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
+        self._tokenize_lock = threading.Lock()  # see Reader: the tokenizer's settings are shared
         self._batch: MicroBatcher[Pairs, np.ndarray] | None = None
 
     def _load(self) -> None:
@@ -134,14 +135,15 @@ class Support:
         if not pairs:
             return np.zeros(0, dtype=np.float32)
         self._ensure()
-        enc = self._tokenizer(
-            [p for p, _ in pairs],
-            [c for _, c in pairs],
-            truncation="longest_first",
-            max_length=MAX_LENGTH,
-            padding="longest",
-            return_tensors="pt",
-        )
+        with self._tokenize_lock:
+            enc = self._tokenizer(
+                [p for p, _ in pairs],
+                [c for _, c in pairs],
+                truncation="longest_first",
+                max_length=MAX_LENGTH,
+                padding="longest",
+                return_tensors="pt",
+            )
         logits = self._batcher.submit(
             (enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
         )
