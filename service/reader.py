@@ -149,39 +149,15 @@ class Reader:
         self._batch: MicroBatcher[Windows, Logits] | None = None
 
     def _load(self) -> None:
-        try:
-            import torch  # noqa: F401  (here, so a missing install gets the message below)
-            from safetensors.torch import load_file
-            from transformers import AutoTokenizer
-        except ImportError as exc:
-            raise ModelUnavailable(
-                "the reader needs torch and transformers: pip install torch==2.13.0 transformers"
-            ) from exc
-        manifest_path = self.model_dir / MANIFEST
-        weights = self.model_dir / WEIGHTS
-        if not manifest_path.is_file() or not weights.is_file():
-            raise ReaderIntegrityError(
-                f"reader model not found in {self.model_dir}: expected {MANIFEST} and {WEIGHTS}"
-            )
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        actual = sha256_of(weights)
-        if actual != manifest.get("sha256"):
-            raise ReaderIntegrityError(
-                f"reader weights {weights} have sha256 {actual}, but {manifest_path} names "
-                f"{manifest.get('sha256')}: the file is corrupt or was replaced; restore it "
-                "with `git checkout -- service/models/reader`"
-            )
-        base = self._base or _minilm_path()
-        net = build_network(base)
-        state = {k: v.float() for k, v in load_file(str(weights)).items()}
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        if unexpected or any(not k.startswith("encoder.embeddings.") for k in missing):
-            raise ReaderIntegrityError(
-                f"reader weights do not fit the network: missing {missing}, extra {unexpected}"
-            )
-        net.eval()
-        self._tokenizer = AutoTokenizer.from_pretrained(str(base))
-        self._net = net
+        self._net, self._tokenizer = load_checked(
+            self.model_dir,
+            WEIGHTS,
+            MANIFEST,
+            "reader",
+            ReaderIntegrityError,
+            build_network,
+            self._base,
+        )
 
     def warmup(self) -> None:
         self.read("warm up", ["The reader loads here."])
@@ -253,12 +229,7 @@ class Reader:
         """One forward pass over the windows of several requests, padded to the longest."""
         import torch  # loaded by _ensure; only the name is bound here
 
-        longest = max(int(r[0].shape[1]) for r in requests)
-
-        def padded(t: Any) -> Any:
-            return torch.nn.functional.pad(t, (0, longest - int(t.shape[1])))
-
-        ids, mask, types = (torch.cat([padded(r[i]) for r in requests]) for i in range(3))
+        ids, mask, types = padded_batch(requests)
         with torch.inference_mode():
             start, end, answerable = self._net(ids, mask, types)
         start_np, end_np, ans_np = start.numpy(), end.numpy(), answerable.numpy()
@@ -285,6 +256,63 @@ class Reader:
         # an over-long question would leave no room for the passage: keep its end, where
         # the asking usually is
         return str(self._tokenizer.decode(ids[-MAX_QUESTION_TOKENS:]))
+
+
+def load_checked(
+    model_dir: Path,
+    weights_name: str,
+    manifest_name: str,
+    name: str,
+    error: type[ModelUnavailable],
+    build: Any,
+    base: Path | None = None,
+) -> tuple[Any, Any]:
+    """The network ``build(base)`` with the fp16 weights of ``model_dir`` (their sha256 checked
+    against the manifest's; any mismatch raises ``error``), in eval mode, and its tokenizer."""
+    try:
+        import torch  # noqa: F401  (here, so a missing install gets the message below)
+        from safetensors.torch import load_file
+        from transformers import AutoTokenizer
+    except ImportError as exc:
+        raise ModelUnavailable(
+            f"the {name} model needs torch and transformers: pip install torch==2.13.0 transformers"
+        ) from exc
+    manifest_path = model_dir / manifest_name
+    weights = model_dir / weights_name
+    if not manifest_path.is_file() or not weights.is_file():
+        raise error(
+            f"{name} model not found in {model_dir}: expected {manifest_name} and {weights_name}"
+        )
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    actual = sha256_of(weights)
+    if actual != manifest.get("sha256"):
+        raise error(
+            f"{name} weights {weights} have sha256 {actual}, but {manifest_path} names "
+            f"{manifest.get('sha256')}: the file is corrupt or was replaced; restore it "
+            f"with `git checkout -- service/models/{name}`"
+        )
+    base = base or _minilm_path()
+    net = build(base)
+    state = {k: v.float() for k, v in load_file(str(weights)).items()}
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("encoder.embeddings.") for k in missing):
+        raise error(f"{name} weights do not fit the network: missing {missing}, extra {unexpected}")
+    net.eval()
+    return net, AutoTokenizer.from_pretrained(str(base))
+
+
+def padded_batch(requests: Sequence[Windows]) -> Windows:
+    """The (ids, mask, token types) of several requests in one batch, right-padded with 0 to
+    the longest."""
+    import torch
+
+    longest = max(int(r[0].shape[1]) for r in requests)
+
+    def padded(t: Any) -> Any:
+        return torch.nn.functional.pad(t, (0, longest - int(t.shape[1])))
+
+    ids, mask, types = (torch.cat([padded(r[i]) for r in requests]) for i in range(3))
+    return ids, mask, types
 
 
 @lru_cache(maxsize=4)

@@ -14,7 +14,6 @@ checked at load.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
@@ -25,6 +24,7 @@ import numpy as np
 
 from index.errors import ModelUnavailable
 from service.batching import MicroBatcher
+from service.reader import load_checked, padded_batch
 from service.reader import trainable_state as trainable_state
 
 MODEL_DIR = Path(__file__).with_name("models") / "support"
@@ -84,42 +84,15 @@ class Support:
         self._batch: MicroBatcher[Pairs, np.ndarray] | None = None
 
     def _load(self) -> None:
-        try:
-            import torch  # noqa: F401  (here, so a missing install gets the message below)
-            from safetensors.torch import load_file
-            from transformers import AutoTokenizer
-        except ImportError as exc:
-            raise ModelUnavailable(
-                "the support model needs torch and transformers: "
-                "pip install torch==2.13.0 transformers"
-            ) from exc
-        from service.reader import _minilm_path, sha256_of
-
-        manifest_path = self.model_dir / MANIFEST
-        weights = self.model_dir / WEIGHTS
-        if not manifest_path.is_file() or not weights.is_file():
-            raise SupportIntegrityError(
-                f"support model not found in {self.model_dir}: expected {MANIFEST} and {WEIGHTS}"
-            )
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        actual = sha256_of(weights)
-        if actual != manifest.get("sha256"):
-            raise SupportIntegrityError(
-                f"support weights {weights} have sha256 {actual}, but {manifest_path} names "
-                f"{manifest.get('sha256')}: the file is corrupt or was replaced; restore it "
-                "with `git checkout -- service/models/support`"
-            )
-        base = self._base or _minilm_path()
-        net = build_network(base)
-        state = {k: v.float() for k, v in load_file(str(weights)).items()}
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        if unexpected or any(not k.startswith("encoder.embeddings.") for k in missing):
-            raise SupportIntegrityError(
-                f"support weights do not fit the network: missing {missing}, extra {unexpected}"
-            )
-        net.eval()
-        self._tokenizer = AutoTokenizer.from_pretrained(str(base))
-        self._net = net
+        self._net, self._tokenizer = load_checked(
+            self.model_dir,
+            WEIGHTS,
+            MANIFEST,
+            "support",
+            SupportIntegrityError,
+            build_network,
+            self._base,
+        )
 
     def _ensure(self) -> None:
         if self._net is None:
@@ -166,12 +139,7 @@ class Support:
     def _forward(self, requests: list[Pairs]) -> list[np.ndarray]:
         import torch
 
-        longest = max(int(r[0].shape[1]) for r in requests)
-
-        def padded(t: Any) -> Any:
-            return torch.nn.functional.pad(t, (0, longest - int(t.shape[1])))
-
-        ids, mask, types = (torch.cat([padded(r[i]) for r in requests]) for i in range(3))
+        ids, mask, types = padded_batch(requests)
         with torch.inference_mode():
             logits = self._net(ids, mask, types).float().numpy()
         out, row = [], 0
