@@ -280,6 +280,11 @@ class Server:
 
         stop(self.proc)
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of the server so far (``/proc/PID/stat``)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_mb(self, field: str = "VmRSS") -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith(field + ":"):
@@ -400,7 +405,13 @@ def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
         log(f"{size}: answer {out['answer']}")
         runs = []
         for clients in args.clients:
+            cpu0 = srv.cpu_seconds()
             runs.append(load(srv.url, load_q, clients, args.load_seconds))
+            # Cores the server kept busy: whether one client already uses both is what bounds
+            # the gain from more clients.
+            runs[-1]["server_cores_busy"] = round(
+                (srv.cpu_seconds() - cpu0) / runs[-1]["seconds"], 2
+            )
             load_q = load_q[runs[-1]["answered"] + runs[-1]["errors"] :]
             log(f"{size}: load {runs[-1]}")
         out["load"] = runs
@@ -480,7 +491,9 @@ def replica_catch_up(size: int) -> dict[str, Any]:
 def soak(srv: Server, questions: list[str], minutes: int) -> dict[str, Any]:
     samples, runs = [], []
     for m in range(minutes):
+        cpu0 = srv.cpu_seconds()
         runs.append(load(srv.url, questions, 32, 60))
+        runs[-1]["server_cores_busy"] = round((srv.cpu_seconds() - cpu0) / runs[-1]["seconds"], 2)
         questions = questions[runs[-1]["answered"] + runs[-1]["errors"] :]
         samples.append(srv.rss_mb())
         log(f"soak minute {m + 1}: rss {samples[-1]} MB, {runs[-1]['throughput_rps']} rps")
@@ -516,6 +529,10 @@ def goals(results: dict[str, Any]) -> dict[str, Any]:
         g["p95_32_clients_ms"] = many["latency"].get("p95_ms")
         g["p95_fair_bound_ms"] = round(fair, 1)
         g["errors_32_clients"] = many["errors"]
+        g["server_cores_busy_1_and_32_clients"] = [
+            one.get("server_cores_busy"),
+            many.get("server_cores_busy"),
+        ]
     g["ingest_vs_raw_tokens_per_s"] = {s: results[s]["ingest_vs_raw_tokens_per_s"] for s in results}
     return g
 

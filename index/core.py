@@ -21,6 +21,7 @@ from index.embedding import Embedder, get_embedder
 from index.errors import ConfigError, DocumentError, IndexEmpty, IndexUnavailable
 from index.keyword import BM25Index, KeywordIndex, Tokens
 from index.loaders import Document, file_hash, parse, read_bytes, walk
+from index.malloc import release_free_memory
 from index.sentences import pack
 from index.settings import IndexSettings
 from index.store import Pointer, Store, batched, unavailable
@@ -361,9 +362,13 @@ class Index:
                 begin()
                 self._write_group(target, chunks_col(), group, adds, removes, report)
                 group, group_chunks = [], 0
+                # The group's tensors are freed but glibc keeps the heap: without this the
+                # peak climbs group by group (see index.malloc).
+                release_free_memory()
         if group:
             begin()
             self._write_group(target, chunks_col(), group, adds, removes, report)
+            release_free_memory()
         if full_sync:
             for source in sorted(set(manifest) - seen):
                 begin()

@@ -126,7 +126,12 @@ def serve(settings: Settings) -> None:
     """Run the API and UI on ``settings.host:settings.port`` until interrupted."""
     import uvicorn
 
+    from index.malloc import limit_arenas
+
     configure_logging(settings.log_level)
+    # Before any thread starts: glibc would otherwise give each of the ~80 request threads an
+    # arena (up to 8 per core) that keeps the high-water mark of the forward passes it ran.
+    limit_arenas(max(2, os.cpu_count() or 2))
     app = create_app(settings)
     log.info("serving", extra={"host": settings.host, "port": settings.port, "ui": settings.ui})
     uvicorn.run(

@@ -1,0 +1,48 @@
+"""Returning freed heap to the system (index.malloc), measured on this process's RSS."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from index.malloc import _libc, release_free_memory
+
+pytestmark = pytest.mark.skipif(_libc() is None, reason="needs glibc")
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_trim_returns_freed_heap() -> None:
+    # 64 KB blocks stay under glibc's mmap threshold, so they live on the heap; freeing them
+    # in allocation order leaves the memory to glibc until it is trimmed.
+    blocks = [bytearray(64 * 1024) for _ in range(3000)]  # about 190 MB, touched (zeroed)
+    keep = blocks[-1]  # pins the top of the heap: without a trim nothing below it is released
+    del blocks
+    before = _rss_mb()
+    assert release_free_memory() is True
+    after = _rss_mb()
+    assert before - after > 100, (before, after)
+    del keep
+
+
+def _limit_in_child(env: dict[str, str]) -> str:
+    code = "from index.malloc import limit_arenas; print(limit_arenas(2))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
+def test_arena_cap_applies_unless_the_environment_sets_one() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    assert _limit_in_child(env) == "True"
+    assert _limit_in_child({**env, "MALLOC_ARENA_MAX": "4"}) == "False"
