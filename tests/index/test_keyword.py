@@ -8,6 +8,7 @@ from pathlib import Path
 import bm25s
 import pytest
 
+from index import keyword
 from index.keyword import BM25Index, tokenize
 
 WORDS = [f"term{i}" for i in range(60)] + ["river", "rivers", "the", "of"]
@@ -19,9 +20,15 @@ def corpus(rng: random.Random, n: int) -> list[tuple[str, str]]:
     ]
 
 
-def test_scores_match_stock_bm25s(tmp_path: Path) -> None:
+@pytest.mark.parametrize("block", [8192, 7])
+def test_scores_match_stock_bm25s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    # A block of 7 documents makes the build run in 43 steps, some holding documents that are
+    # only stopwords (no tokens), as a large corpus does.
+    monkeypatch.setattr(keyword, "_BUILD_BLOCK_DOCS", block)
     rng = random.Random(3)
-    items = corpus(rng, 300)
+    items = [*corpus(rng, 300), ("stop1", "the of"), ("stop2", "of")]
     ours = BM25Index(tmp_path / "k.npz")
     ours.rebuild(items, "v1")
     stock = bm25s.BM25()
