@@ -355,6 +355,15 @@ def load(url: str, questions: list[str], clients: int, seconds: float) -> dict[s
     }
 
 
+def server_load(srv: Server, questions: list[str], clients: int, seconds: float) -> dict[str, Any]:
+    """``load`` against ``srv``, plus the cores the server kept busy meanwhile: whether one
+    client already uses both is what bounds the gain from more clients."""
+    cpu0 = srv.cpu_seconds()
+    run = load(srv.url, questions, clients, seconds)
+    run["server_cores_busy"] = round((srv.cpu_seconds() - cpu0) / run["seconds"], 2)
+    return run
+
+
 def du_mb(path: Path) -> float:
     return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 1)
 
@@ -405,13 +414,7 @@ def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
         log(f"{size}: answer {out['answer']}")
         runs = []
         for clients in args.clients:
-            cpu0 = srv.cpu_seconds()
-            runs.append(load(srv.url, load_q, clients, args.load_seconds))
-            # Cores the server kept busy: whether one client already uses both is what bounds
-            # the gain from more clients.
-            runs[-1]["server_cores_busy"] = round(
-                (srv.cpu_seconds() - cpu0) / runs[-1]["seconds"], 2
-            )
+            runs.append(server_load(srv, load_q, clients, args.load_seconds))
             load_q = load_q[runs[-1]["answered"] + runs[-1]["errors"] :]
             log(f"{size}: load {runs[-1]}")
         out["load"] = runs
@@ -491,9 +494,7 @@ def replica_catch_up(size: int) -> dict[str, Any]:
 def soak(srv: Server, questions: list[str], minutes: int) -> dict[str, Any]:
     samples, runs = [], []
     for m in range(minutes):
-        cpu0 = srv.cpu_seconds()
-        runs.append(load(srv.url, questions, 32, 60))
-        runs[-1]["server_cores_busy"] = round((srv.cpu_seconds() - cpu0) / runs[-1]["seconds"], 2)
+        runs.append(server_load(srv, questions, 32, 60))
         questions = questions[runs[-1]["answered"] + runs[-1]["errors"] :]
         samples.append(srv.rss_mb())
         log(f"soak minute {m + 1}: rss {samples[-1]} MB, {runs[-1]['throughput_rps']} rps")
