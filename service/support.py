@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from index.errors import ModelUnavailable
+from index.precision import Precision
 from service.batching import MicroBatcher
 from service.reader import load_checked, padded_batch
 from service.reader import trainable_state as trainable_state
@@ -63,7 +64,7 @@ def build_network(base: Path) -> Any:
             h = self.encoder(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
-            return self.head(h[:, 0]).squeeze(-1)
+            return self.head(h[:, 0].float()).squeeze(-1)  # fp32 head after a bf16 encoder
 
     return SupportNet()
 
@@ -74,8 +75,15 @@ class Support:
     batch_pairs = 64
     batch_wait_ms = 2.0
 
-    def __init__(self, model_dir: Path = MODEL_DIR, *, base: Path | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: Path = MODEL_DIR,
+        *,
+        base: Path | None = None,
+        precision: Precision = "fp32",
+    ) -> None:
         self.model_dir = model_dir
+        self.precision = precision
         self._base = base
         self._net: Any = None
         self._tokenizer: Any = None
@@ -92,6 +100,7 @@ class Support:
             SupportIntegrityError,
             build_network,
             self._base,
+            self.precision,
         )
 
     def _ensure(self) -> None:
@@ -151,9 +160,10 @@ class Support:
 
 
 @lru_cache(maxsize=4)
-def shared_support(model_dir: Path = MODEL_DIR) -> Support:
-    """One support model per model directory per process (see ``shared_reader``)."""
-    return Support(model_dir)
+def shared_support(model_dir: Path = MODEL_DIR, precision: Precision = "fp32") -> Support:
+    """One support model per model directory and precision per process (see
+    ``shared_reader``)."""
+    return Support(model_dir, precision=precision)
 
 
 # What the calibrated abstention model reads from the support model (see ``answer_features``).

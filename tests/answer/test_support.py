@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from index.settings import IndexSettings
 from service.reader import sha256_of
 from service.support import (
     MANIFEST,
@@ -31,7 +32,7 @@ SENTENCE = (
 
 @pytest.fixture(scope="module")
 def support() -> Support:
-    return shared_support()
+    return shared_support(precision=IndexSettings().precision)  # as the service runs it
 
 
 def test_shipped_weights_match_their_manifest() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from index.embedding import Embedder
+from index.settings import IndexSettings
 from service.evidence import SentenceStore
 from service.result import Passage
 from service.support import Support, shared_support
@@ -48,7 +49,7 @@ def passages(doc: str) -> list[Passage]:
 
 @pytest.fixture(scope="module")
 def support() -> Support:
-    return shared_support()
+    return shared_support(precision=IndexSettings().precision)  # as the service runs it
 
 
 @pytest.fixture(scope="module")

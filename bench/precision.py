@@ -1,0 +1,210 @@
+"""Model precision: fp32 against bf16 and dynamic int8, speed against quality, in one run.
+
+Run: ``.venv/bin/python -m bench.precision``; writes ``bench/results/precision.json``.
+
+Every model groundqa runs is measured in each number format, on the SQuAD 2.0 dev split
+(never trained on):
+- the retrieval embedder (packaged all-MiniLM-L6-v2): dense gold-paragraph recall@1/@5 of the
+  answerable questions over the 341 paragraphs, tokens/s embedding the paragraphs (best of
+  three), and the mean cosine of each paragraph's vector with its fp32 vector;
+- the reader, with the gold paragraph given: HasAns EM/F1 never abstaining and the AUC of
+  its answer-versus-no-answer margin (``evals.reader``), and the median time to read five
+  paragraphs of one article for one question, as the pipeline does (150 questions);
+- the support model: AUC on the pairs of ``evals.support``.
+
+int8 is PyTorch dynamic quantization of the encoders' Linear layers, weights per channel
+(per tensor lost more). bf16 converts the encoder; the heads stay fp32.
+
+The issue's bars: recall@5 may drop by at most 0.5 points and reader F1 by at most 1 point.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent.parent
+SQUAD = ROOT.parent / "shared" / "benchmarks" / "squad2" / "dev-split.json"
+OUT = ROOT / "bench" / "results" / "precision.json"
+MAX_RECALL_DROP_POINTS = 0.5
+MAX_F1_DROP_POINTS = 1.0
+FORMATS = ("fp32", "bf16", "int8")
+
+
+def recall(qv: np.ndarray, pv: np.ndarray, gold: np.ndarray, k: int) -> float:
+    top = np.argsort(-(qv @ pv.T), axis=1)[:, :k]
+    return float(np.mean([g in row for g, row in zip(gold, top, strict=True)]))
+
+
+def int8(module: Any) -> Any:
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig
+
+    linear = {
+        name: per_channel_dynamic_qconfig
+        for name, m in module.named_modules()
+        if isinstance(m, torch.nn.Linear)
+    }
+    return torch.ao.quantization.quantize_dynamic(module, linear, dtype=torch.qint8)
+
+
+def in_format(fmt: str, module: Any) -> Any:
+    from index.precision import cast
+
+    return int8(module) if fmt == "int8" else cast(module, "bf16" if fmt == "bf16" else "fp32")
+
+
+def embedder(paragraphs: list[Any], questions: list[Any]) -> dict[str, Any]:
+    from sentence_transformers import SentenceTransformer
+
+    from index.embedding import model_path
+    from index.settings import IndexSettings
+
+    docs = [f"{p.title}\n\n{p.context}" for p in paragraphs]
+    index_of = {p.source: i for i, p in enumerate(paragraphs)}
+    asked = [q for q in questions if not q.is_impossible]
+    gold = np.array([index_of[q.source] for q in asked])
+    path = str(model_path(IndexSettings().embedding_model))
+    out: dict[str, Any] = {"paragraphs": len(docs), "questions": len(asked)}
+    reference: np.ndarray | None = None
+    for fmt in FORMATS:
+        model = in_format(fmt, SentenceTransformer(path, device="cpu"))
+        if "tokens" not in out:
+            enc = model.tokenizer(docs, truncation=True, max_length=model.max_seq_length)
+            out["tokens"] = sum(len(ids) for ids in enc["input_ids"])
+        kw: dict[str, Any] = {"batch_size": 64, "normalize_embeddings": True}
+        model.encode(docs[:64], **kw)
+        runs = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            pv = np.asarray(model.encode(docs, **kw), dtype=np.float32)
+            runs.append(time.perf_counter() - t0)
+        qv = np.asarray(model.encode([q.question for q in asked], **kw), dtype=np.float32)
+        reference = pv if reference is None else reference
+        out[fmt] = {
+            "tokens_per_s": round(out["tokens"] / min(runs), 1),
+            "recall@1": round(recall(qv, pv, gold, 1), 4),
+            "recall@5": round(recall(qv, pv, gold, 5), 4),
+            "cosine_to_fp32_mean": round(float(np.mean(np.sum(pv * reference, axis=1))), 5),
+            "cosine_to_fp32_min": round(float(np.min(np.sum(pv * reference, axis=1))), 5),
+        }
+        print("embedder", fmt, out[fmt], flush=True)
+    return out
+
+
+def reader(paragraphs: list[Any], questions: list[Any]) -> dict[str, Any]:
+    from evals import reader as reader_eval
+    from service import reader as service_reader
+
+    # five paragraphs of the question's article, its own first, as retrieval hands them over
+    by_article: dict[str, list[str]] = {}
+    for p in paragraphs:
+        by_article.setdefault(p.source.split("_")[0], []).append(p.context)
+    text = {p.source: p.context for p in paragraphs}
+    rng = np.random.default_rng(1)
+    sample = [questions[i] for i in rng.permutation(len(questions))[:150]]
+    reads = []
+    for q in sample:
+        others = [c for c in by_article[q.source.split("_")[0]] if c != text[q.source]]
+        reads.append((q.question, [text[q.source], *rng.choice(others, 4, replace=False)]))
+
+    out: dict[str, Any] = {"read5_questions": len(reads)}
+    load = service_reader.Reader._load
+    for fmt in FORMATS:
+
+        def _load(self: Any, fmt: str = fmt) -> None:
+            load(self)
+            self._net.encoder = in_format(fmt, self._net.encoder)
+
+        service_reader.Reader._load = _load  # type: ignore[method-assign]
+        try:
+            r = service_reader.Reader()
+            r.warmup()
+            for q, ps in reads[:10]:
+                r.read(q, ps)
+            ms = []
+            for q, ps in reads:
+                t0 = time.perf_counter()
+                r.read(q, ps)
+                ms.append((time.perf_counter() - t0) * 1000)
+            fig = reader_eval.run(service_reader.MODEL_DIR, SQUAD, with_support=False)
+        finally:
+            service_reader.Reader._load = load  # type: ignore[method-assign]
+        out[fmt] = {
+            "read5_median_ms": round(float(np.median(ms)), 1),
+            "read5_p90_ms": round(float(np.percentile(ms, 90)), 1),
+            "hasans_em": round(100 * fig["hasans_em_never_abstaining"], 2),
+            "hasans_f1": round(100 * fig["hasans_f1_never_abstaining"], 2),
+            "hasans_contains": round(fig["hasans_contains_never_abstaining"], 4),
+            "auc_answerable_vs_not": fig["by_margin"]["auc_answerable_vs_not"],
+            "best_overall_f1": fig["by_margin"]["best_overall_f1"],
+        }
+        print("reader", fmt, out[fmt], flush=True)
+    return out
+
+
+def support() -> dict[str, Any]:
+    from evals import support as support_eval
+    from service import support as service_support
+
+    out: dict[str, Any] = {}
+    for fmt in ("fp32", "bf16"):
+        fig = support_eval.measure(SQUAD, limit=200, precision=fmt)  # type: ignore[arg-type]
+        out[fmt] = {"pairs": fig["pairs"], **fig["support_model"]}
+        service_support.shared_support.cache_clear()
+        print("support", fmt, out[fmt], flush=True)
+    return out
+
+
+def main() -> None:
+    from evals import squad
+    from index.precision import native_bf16
+
+    paragraphs, questions = squad.load(SQUAD)
+    emb = embedder(paragraphs, questions)
+    rd = reader(paragraphs, questions)
+    sup = support()
+
+    def verdict(fmt: str) -> dict[str, Any]:
+        drop_r5 = 100 * (emb["fp32"]["recall@5"] - emb[fmt]["recall@5"])
+        drop_f1 = rd["fp32"]["hasans_f1"] - rd[fmt]["hasans_f1"]
+        return {
+            "embedder_speedup": round(emb[fmt]["tokens_per_s"] / emb["fp32"]["tokens_per_s"], 2),
+            "reader_speedup": round(rd["fp32"]["read5_median_ms"] / rd[fmt]["read5_median_ms"], 2),
+            "recall@5_drop_points": round(drop_r5, 2),
+            "reader_f1_drop_points": round(drop_f1, 2),
+            "adoptable": drop_r5 <= MAX_RECALL_DROP_POINTS and drop_f1 <= MAX_F1_DROP_POINTS,
+        }
+
+    result = {
+        "bench": "precision",
+        "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "native_bf16": native_bf16(),
+        },
+        "embedder": emb,
+        "reader": rd,
+        "support": sup,
+        "bf16": verdict("bf16"),
+        "int8": verdict("int8"),
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

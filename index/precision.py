@@ -1,0 +1,54 @@
+"""The number format models run in: fp32, or bf16 where the hardware computes it natively.
+
+Measured with ``bench/precision.py`` on these CPUs (AMD EPYC with AVX512-BF16): bf16 made the
+reader 1.6 times faster with SQuAD 2.0 F1 unchanged (65.7 against 65.9), where dynamic int8
+lost 1.5 to 3.3 points. A CPU without native bf16 would emulate it, slower than fp32, so
+``auto`` picks bf16 only where the instructions exist.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Literal
+
+Precision = Literal["fp32", "bf16"]
+PrecisionSetting = Literal["auto", "fp32", "bf16"]
+
+# The CPU flags (Linux /proc/cpuinfo) of the instructions that compute bf16 matrix products.
+_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+@functools.cache
+def native_bf16(device: str = "cpu") -> bool:
+    """Whether ``device`` computes bf16 matrix products in hardware."""
+    if device.startswith("cuda"):
+        import torch
+
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device != "cpu":
+        return False
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:  # not Linux: stay with fp32 rather than guess
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return bool(_BF16_FLAGS & set(line.split(":", 1)[1].split()))
+    return False
+
+
+def resolve(setting: PrecisionSetting, device: str = "cpu") -> Precision:
+    """The precision ``setting`` means on ``device``: ``auto`` is bf16 where it is native."""
+    if setting == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return setting
+
+
+def cast(module: Any, precision: Precision) -> Any:
+    """``module`` in ``precision`` (a torch module; converted in place and returned)."""
+    if precision == "bf16":
+        import torch
+
+        return module.to(torch.bfloat16)
+    return module
