@@ -28,9 +28,10 @@ def test_one_pass_gives_the_same_vectors_as_encode(embedder: Embedder) -> None:
     assert pieces == ("which", "valley", "near", "damascus", "was", "attacked", "?")
     assert v.shape == (len(pieces), embedder.dimension)
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
-    # the padded (shorter) text of a batch keeps only its own pieces
+    # the padded (shorter) text of a batch keeps only its own pieces; in bf16 (8 bits of
+    # mantissa) padding alone moves unit-vector entries by up to about 0.002
     alone = embedder.token_vectors([texts[0]])[0][1]
-    np.testing.assert_allclose(alone, v, atol=1e-4)
+    np.testing.assert_allclose(alone, v, atol=1e-4 if embedder.precision == "fp32" else 5e-3)
 
 
 def test_question_token_vectors_come_from_the_retrieval_pass(embedder: Embedder) -> None:
