@@ -114,26 +114,24 @@ def main() -> None:
         # Every timed call embeds and parses its question afresh: the question's memos are
         # emptied before each (corpus sentences stay cached, as in a running service).
         forget = getattr(qa.index.embedder, "clear", lambda: None)
+
+        def timed_ask(pipeline: QA, q: str, ms: list[float], split: dict[str, list[float]]) -> None:
+            getattr(pipeline.index.embedder, "clear", lambda: None)()
+            pipeline.linguist.forget(q)
+            t0 = time.perf_counter()
+            answer = pipeline.ask(q)
+            ms.append((time.perf_counter() - t0) * 1000)
+            for k, v in answer.timings.items():
+                split.setdefault(k, []).append(v)
+
         for _ in range(args.repeat):
             for q in qs:
                 forget()
                 t0 = time.perf_counter()
                 qa.index.search(q, k=settings.retrieve_k)
                 search_ms.append((time.perf_counter() - t0) * 1000)
-                forget()
-                qa.linguist.forget(q)
-                t0 = time.perf_counter()
-                answer = qa.ask(q)
-                ask_ms.append((time.perf_counter() - t0) * 1000)
-                for k, v in answer.timings.items():
-                    stages.setdefault(k, []).append(v)
-                getattr(fp32.index.embedder, "clear", lambda: None)()
-                fp32.linguist.forget(q)
-                t0 = time.perf_counter()
-                answer = fp32.ask(q)
-                fp32_ms.append((time.perf_counter() - t0) * 1000)
-                for k, v in answer.timings.items():
-                    fp32_stages.setdefault(k, []).append(v)
+                timed_ask(qa, q, ask_ms, stages)
+                timed_ask(fp32, q, fp32_ms, fp32_stages)
                 if args.scoped:
                     from index.collections import Scope
 

@@ -72,8 +72,14 @@ def collect(
     # the reader's scores are features: rows read by other weights are stale
     reader_sha = json.loads((READER_DIR / READER_MANIFEST).read_text(encoding="utf-8"))["sha256"]
     support_sha = json.loads((SUPPORT_DIR / SUPPORT_MANIFEST).read_text(encoding="utf-8"))["sha256"]
+    settings = Settings(
+        corpus_dir=work / "corpus",
+        data_dir=work / f"index{suffix}",
+        collection="squad-calibration",
+        abstain=False,
+    )
     # and so are rows read in another number format (rows from before bf16 were fp32)
-    precision = Settings().precision
+    precision = settings.precision
     rows: dict[str, dict[str, Any]] = {}
     for part in sorted(work.glob(f"features-v{FEATURE_VERSION}*.jsonl")):
         for line in part.read_text(encoding="utf-8").splitlines():
@@ -96,13 +102,7 @@ def collect(
     if not todo or cached_only:
         return [rows[q.id] for q in questions if q.id in rows]
 
-    corpus = squad.materialize(paragraphs, work / "corpus")
-    settings = Settings(
-        corpus_dir=corpus,
-        data_dir=work / f"index{suffix}",
-        collection="squad-calibration",
-        abstain=False,
-    )
+    squad.materialize(paragraphs, settings.corpus_dir)
     qa = QA(settings)
     report = qa.index.ingest()
     log.info("ingested %d chunks (%d new)", report.chunks_total, report.chunks_embedded)

@@ -247,8 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    result = run(args.model_dir, args.squad, args.limit, precision=resolve(args.precision))
-    result["precision"] = resolve(args.precision)
+    precision = resolve(args.precision)
+    result = run(args.model_dir, args.squad, args.limit, precision=precision)
+    result["precision"] = precision
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

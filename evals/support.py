@@ -95,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     args = ap.parse_args(argv)
-    result = measure(args.squad, args.limit, precision=resolve(args.precision))
-    result["precision"] = resolve(args.precision)
+    precision = resolve(args.precision)
+    result = measure(args.squad, args.limit, precision=precision)
+    result["precision"] = precision
     text = json.dumps(result, indent=2)
     if args.json:
         args.json.write_text(text + "\n", encoding="utf-8")

@@ -74,7 +74,7 @@ class Embedder:
         self.batch_size = batch_size
         self.precision = precision
         # Not part of the fingerprint: bf16 and fp32 vectors of one model agree to a cosine
-        # of 0.999+ (bench/precision.py), so replicas on different CPUs share one collection.
+        # of 0.997+ (bench/precision.py), so replicas on different CPUs share one collection.
         self.fingerprint = _fingerprint(path)
         self.name = path.name
         self._model: SentenceTransformer | None = None
