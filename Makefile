@@ -56,10 +56,18 @@ llama: dev
 	fi
 	$(PY) -m pip install -q --find-links $(WHEELS) "llama-cpp-python[server]==$(LLAMA_VERSION)"
 
-## train-reader: train the reader on ../shared/training (about 2 h on 2 cores; resumes from
-## build/reader/checkpoint.pt), then measure it on the SQuAD 2.0 dev split and write its card
+## train-reader: train the reader on ../shared/training in two stages (about 3 h on 2 cores;
+## each resumes from its checkpoint in build/reader/), then measure it on the SQuAD 2.0 dev
+## split and write its card
+READER_STAGE2 := --skip-answerable 34000 --answerable 24000 --unanswerable 11000 \
+	--skip-negatives 10000 --negatives 7000 --max-steps 1000 --lr 5e-5 --warmup 0.03
 train-reader: dev
-	$(PY) -m service.train_reader --resume
+	# stage 1: 1,400 steps from MiniLM
+	$(PY) -m service.train_reader --resume --work build/reader/stage1 \
+	  --log build/reader/stage1/train.log --out build/reader/stage1/final
+	# stage 2: from stage 1's weights, on answerable pairs and negatives stage 1 did not sample
+	$(PY) -m service.train_reader --resume --init build/reader/stage1/final $(READER_STAGE2) \
+	  --work build/reader/stage2 --log build/reader/stage2/train.log
 	$(PY) -m evals.reader --json service/models/reader/figures.json --card
 
 ## train-support: train the support model on ../shared/training (about 20 min on 2 cores;

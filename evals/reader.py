@@ -161,8 +161,8 @@ shared under the same licence (CC BY-SA 4.0), with attribution to the SQuAD auth
 SQuAD 2.0 dev (`../shared/benchmarks/squad2/dev-split.json`) was never trained on.
 
 ## Training
-`make train-reader` (seeded; resumable from `build/reader/checkpoint.pt`; progress in
-`build/reader/train.log`). Hyper-parameters:
+`make train-reader` (seeded; each stage resumable from its `build/reader/stage<n>/checkpoint.pt`;
+progress in `build/reader/stage<n>/train.log`). Hyper-parameters:
 
 {hparams}
 
@@ -192,33 +192,41 @@ Open-domain figures (retrieval, reader and calibrated abstention together) are i
 def write_card(model_dir: Path, fig: dict[str, Any]) -> Path:
     """``MODEL_CARD.md`` from the manifest the training wrote and the figures just measured."""
     manifest = json.loads((model_dir / "reader.json").read_text(encoding="utf-8"))
-    cfg, tr = manifest.get("config", {}), manifest.get("training", {})
-    hparams = "\n".join(
-        f"- `{k}`: {v}" for k, v in cfg.items() if k not in ("data", "out", "work", "log")
-    )
-    mix = (
-        f"This version: {tr.get('answerable', '?')} answerable, "
-        f"{tr.get('unanswerable', '?')} unanswerable and {tr.get('negative', '?')} "
-        f"same-article negative pairs ({tr.get('windows', '?')} windows of at most "
-        f"{cfg.get('max_length', '?')} tokens)."
-    )
-    training = (
-        f"Trained for {tr.get('steps', '?')} steps in {tr.get('train_seconds', 0) / 60:.0f} "
-        f"minutes on 2 CPU cores ({tr.get('tokens_per_second', '?')} tokens/s, bfloat16 "
-        "autocast)."
-        + (
-            " Exported from a checkpoint before the schedule ended."
-            if tr.get("from_checkpoint")
-            else ""
+    # a continued run keeps the manifest of the stage it started from: oldest stage first
+    stages = [manifest]
+    while "previous_stage" in stages[0].get("training", {}):
+        stages.insert(0, stages[0]["training"]["previous_stage"])
+    hparams, mixes, trainings = [], [], []
+    for n, st in enumerate(stages, 1):
+        cfg, tr = st.get("config", {}), st.get("training", {})
+        title = f"Stage {n} of {len(stages)}" if len(stages) > 1 else ""
+        skip = ("data", "out", "work", "log")
+        hparams.append(
+            (f"{title}:\n\n" if title else "")
+            + "\n".join(f"- `{k}`: {v}" for k, v in cfg.items() if k not in skip)
         )
-    )
+        mixes.append(
+            (f"{title}: " if title else "This version: ")
+            + f"{tr.get('answerable', '?')} answerable, "
+            f"{tr.get('unanswerable', '?')} unanswerable and {tr.get('negative', '?')} "
+            f"same-article negative pairs ({tr.get('windows', '?')} windows of at most "
+            f"{cfg.get('max_length', '?')} tokens)."
+        )
+        trainings.append(
+            (f"{title}: t" if title else "T")
+            + f"rained for {tr.get('steps', '?')} steps in "
+            f"{tr.get('train_seconds', 0) / 60:.0f} minutes on 2 CPU cores "
+            f"({tr.get('tokens_per_second', '?')} tokens/s, bfloat16 autocast)."
+        )
+    cfg = manifest.get("config", {})
+    hparams_text, mix, training = "\n\n".join(hparams), " ".join(mixes), " ".join(trainings)
     text = CARD.format(
         base=manifest.get("base", "all-MiniLM-L6-v2"),
         dtype=manifest.get("dtype", "float16"),
         size_mb=(model_dir / "reader.safetensors").stat().st_size / 1e6,
         sha256=manifest.get("sha256"),
         mix=mix,
-        hparams=hparams,
+        hparams=hparams_text,
         training=training,
         questions=fig["questions"],
         answerable=fig["answerable"],

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index.errors import ModelUnavailable
-from index.precision import Precision, cast
+from index.precision import PAD_MULTIPLE, Precision, cast
 from service.batching import MicroBatcher
 
 if TYPE_CHECKING:
@@ -315,10 +315,11 @@ def load_checked(
 
 def padded_batch(requests: Sequence[Windows]) -> Windows:
     """The (ids, mask, token types) of several requests in one batch, right-padded with 0 to
-    the longest."""
+    the longest, rounded up to a multiple of ``PAD_MULTIPLE`` (fewer shapes to compile)."""
     import torch
 
     longest = max(int(r[0].shape[1]) for r in requests)
+    longest = -(-longest // PAD_MULTIPLE) * PAD_MULTIPLE
 
     def padded(t: Any) -> Any:
         return torch.nn.functional.pad(t, (0, longest - int(t.shape[1])))

@@ -124,6 +124,13 @@ class Config:
     bf16: bool = True  # autocast matmuls to bfloat16 (the CPUs have AVX-512 BF16)
     # the adopted run: the schedule ends here, after 65% of one pass over the windows
     max_steps: int = 1400
+    # Continued training (stage 2 of `make train-reader`): start from the fp16 weights in
+    # this directory instead of MiniLM, and take the sampled pairs after the first N of each
+    # kind, so that the stage reads questions the first stage never saw.
+    init: str = ""
+    skip_answerable: int = 0
+    skip_unanswerable: int = 0
+    skip_negatives: int = 0
     resume: bool = False
 
 
@@ -197,10 +204,14 @@ def load_examples(cfg: Config) -> list[Example]:
     rng.shuffle(answerable)
     rng.shuffle(unanswerable)
     rng.shuffle(negatives)
+
+    def take(items: list[Example], skip: int, n: int) -> list[Example]:
+        return items[skip : skip + n if n else None]
+
     chosen = (
-        answerable[: cfg.answerable or None]
-        + unanswerable[: cfg.unanswerable or None]
-        + negatives[: cfg.negatives or None]
+        take(answerable, cfg.skip_answerable, cfg.answerable)
+        + take(unanswerable, cfg.skip_unanswerable, cfg.unanswerable)
+        + take(negatives, cfg.skip_negatives, cfg.negatives)
     )
     rng.shuffle(chosen)
     return chosen
@@ -303,6 +314,23 @@ def _save_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _load_init(net: Any, model_dir: Path) -> dict[str, Any]:
+    """Start from a trained model (its sha256 checked against its manifest); returns the
+    manifest, which the new one keeps as its first stage."""
+    from safetensors.torch import load_file
+
+    from service.reader import MANIFEST, WEIGHTS, sha256_of
+
+    manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
+    if sha256_of(model_dir / WEIGHTS) != manifest.get("sha256"):
+        raise SystemExit(f"{model_dir / WEIGHTS} does not match the sha256 in its manifest")
+    state = {k: v.float() for k, v in load_file(str(model_dir / WEIGHTS)).items()}
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("encoder.embeddings.") for k in missing):
+        raise SystemExit(f"{model_dir} does not fit the reader: {missing} {unexpected}")
+    return {k: manifest[k] for k in ("sha256", "config", "training") if k in manifest}
+
+
 def train(cfg: Config) -> dict[str, Any]:
     import torch
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
@@ -335,6 +363,9 @@ def train(cfg: Config) -> dict[str, Any]:
     )
 
     net = build_network(base)
+    previous = _load_init(net, Path(cfg.init)) if cfg.init else None
+    if previous:
+        log(event="init", weights=cfg.init, sha256=previous.get("sha256"))
     # The word embeddings stay MiniLM's: they are most of the parameters, so freezing them
     # halves what ships (the package provides them) and costs little on 100k examples.
     for p in net.encoder.embeddings.parameters():
@@ -433,7 +464,7 @@ def train(cfg: Config) -> dict[str, Any]:
             checkpoint()
     checkpoint()
     elapsed = elapsed_before + time.time() - started
-    summary = {
+    summary: dict[str, Any] = {
         "examples": len(examples),
         **kinds,
         "windows": len(windows),
@@ -443,6 +474,8 @@ def train(cfg: Config) -> dict[str, Any]:
         "tokens_per_second": round(seen_tokens / max(elapsed, 1e-9)),
     }
     log(event="done", **summary)
+    if previous:
+        summary["previous_stage"] = previous
     export(net, Path(cfg.out), cfg, summary)
     return summary
 
@@ -485,13 +518,18 @@ def export_checkpoint(cfg: Config) -> None:
     state = torch.load(Path(cfg.work) / "checkpoint.pt", weights_only=False)
     net = build_network(_minilm_path())
     net.load_state_dict(state["net"], strict=False)
-    summary = {
+    run = Config(**state["config"])
+    summary: dict[str, Any] = {
         "steps": state["step"],
         "train_seconds": round(state["elapsed"]),
         "tokens_seen": state["tokens"],
+        "tokens_per_second": round(state["tokens"] / max(state["elapsed"], 1e-9)),
         "from_checkpoint": True,
     }
-    export(net, Path(cfg.out), Config(**state["config"]), summary)
+    if run.init:
+        # the stage it continued (its weights are already in the checkpoint)
+        summary["previous_stage"] = _load_init(build_network(_minilm_path()), Path(run.init))
+    export(net, Path(cfg.out), run, summary)
 
 
 def main(argv: list[str] | None = None) -> None:

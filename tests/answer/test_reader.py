@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from index.settings import IndexSettings
-from service.reader import MANIFEST, MODEL_DIR, WEIGHTS, Reader, ReaderIntegrityError, sha256_of
+from service.reader import (
+    MANIFEST,
+    MODEL_DIR,
+    WEIGHTS,
+    Reader,
+    ReaderIntegrityError,
+    padded_batch,
+    sha256_of,
+)
 from service.train_reader import DATA, Config, load_examples, train
 
 PASSAGE = (
@@ -156,6 +164,37 @@ def test_training_smoke(tmp_path: Path) -> None:
     # and resuming from the checkpoint continues rather than starting over
     again = train(dataclasses.replace(cfg, resume=True, max_steps=3))
     assert again["steps"] == 3
+    # stage 2 starts from what stage 1 wrote and reads pairs stage 1 did not sample
+    stage2 = dataclasses.replace(
+        cfg,
+        work=str(tmp_path / "work2"),
+        log=str(tmp_path / "work2" / "train.log"),
+        out=str(tmp_path / "model2"),
+        init=str(out),
+        skip_answerable=200,
+        answerable=100,
+        max_steps=1,
+    )
+    first = {(e.question, e.context) for e in load_examples(cfg) if e.kind == "answerable"}
+    later = {(e.question, e.context) for e in load_examples(stage2) if e.kind == "answerable"}
+    assert len(later) == 100 and not first & later
+    assert train(stage2)["steps"] == 1
+    events = [json.loads(x) for x in (tmp_path / "work2" / "train.log").open()]
+    assert any(e["event"] == "init" and e["weights"] == str(out) for e in events)
+    (tmp_path / "model" / WEIGHTS).write_bytes(b"not the weights")
+    with pytest.raises(SystemExit, match="sha256"):
+        train(dataclasses.replace(stage2, work=str(tmp_path / "work3")))
+
+
+def test_batches_are_padded_to_a_multiple_of_eight() -> None:
+    """Fewer distinct shapes: oneDNN compiles (and caches) a kernel per shape in bf16."""
+    import torch
+
+    a = (torch.ones(2, 13, dtype=torch.long),) * 3
+    b = (torch.ones(1, 9, dtype=torch.long),) * 3
+    ids, mask, _ = padded_batch([a, b])
+    assert tuple(ids.shape) == (3, 16)
+    assert int(mask[2].sum()) == 9 and int(mask[0].sum()) == 13
 
 
 def test_bf16_reads_as_fp32_does() -> None:
