@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -213,8 +214,7 @@ def write_card(model_dir: Path, fig: dict[str, Any]) -> Path:
             f"{cfg.get('max_length', '?')} tokens)."
         )
         trainings.append(
-            (f"{title}: t" if title else "T")
-            + f"rained for {tr.get('steps', '?')} steps in "
+            (f"{title}: t" if title else "T") + f"rained for {tr.get('steps', '?')} steps in "
             f"{tr.get('train_seconds', 0) / 60:.0f} minutes on 2 CPU cores "
             f"({tr.get('tokens_per_second', '?')} tokens/s, bfloat16 autocast)."
         )
@@ -241,8 +241,24 @@ def write_card(model_dir: Path, fig: dict[str, Any]) -> Path:
         seconds=fig["seconds"],
     )
     path = model_dir / "MODEL_CARD.md"
+    # sections written by hand (alternatives measured, notes on a run) are kept, before the
+    # figures
+    kept = _hand_written(path.read_text(encoding="utf-8")) if path.is_file() else ""
+    if kept:
+        text = text.replace("## Figures\n", kept + "\n\n## Figures\n", 1)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+_GENERATED = ("## Model", "## Data and licence", "## Training", "## Figures")
+
+
+def _hand_written(card: str) -> str:
+    """The card's sections whose headings the template does not write."""
+    sections = re.split(r"(?m)^(?=## )", card)
+    return "\n\n".join(
+        s.strip() for s in sections if s.startswith("## ") and not s.startswith(_GENERATED)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -519,7 +519,17 @@ def export_checkpoint(cfg: Config) -> None:
     net = build_network(_minilm_path())
     net.load_state_dict(state["net"], strict=False)
     run = Config(**state["config"])
+    # what the run's log says of its data (the checkpoint keeps only the weights and state)
+    data: dict[str, Any] = {}
+    if Path(run.log).is_file():
+        for line in Path(run.log).read_text(encoding="utf-8").splitlines():
+            event = json.loads(line)
+            if event.get("event") == "data":
+                data = {k: v for k, v in event.items() if k not in ("time", "event", "seconds")}
+    if "tokens" in data:
+        data["tokens_per_epoch"] = data.pop("tokens")
     summary: dict[str, Any] = {
+        **data,
         "steps": state["step"],
         "train_seconds": round(state["elapsed"]),
         "tokens_seen": state["tokens"],
@@ -527,8 +537,10 @@ def export_checkpoint(cfg: Config) -> None:
         "from_checkpoint": True,
     }
     if run.init:
-        # the stage it continued (its weights are already in the checkpoint)
-        summary["previous_stage"] = _load_init(build_network(_minilm_path()), Path(run.init))
+        # the stage it continued (its weights are already in the checkpoint); --init names
+        # where that model is now, if it has moved since (the run may have replaced it)
+        init = Path(cfg.init or run.init)
+        summary["previous_stage"] = _load_init(build_network(_minilm_path()), init)
     export(net, Path(cfg.out), run, summary)
 
 
