@@ -340,6 +340,12 @@ def main(argv: list[str] | None = None) -> int:
         default="0/1",
         help="I/N: collect only every N-th question (run N processes, then --refit)",
     )
+    ap.add_argument(
+        "--feature-set",
+        choices=sorted(FEATURE_SETS),
+        default=None,
+        help="commit this feature set instead of the best out of fold",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for var, value in (
@@ -407,6 +413,10 @@ def main(argv: list[str] | None = None) -> int:
             best_key = max(best_key, key) if best_key else key
     assert best_key is not None
     _, set_name, veto_label = best_key
+    if args.feature_set:
+        # chosen by the caller (for example when the eval gate rejects the best by SQuAD)
+        set_name = args.feature_set
+        veto_label = max(variants, key=lambda v: compared[f"{set_name}/vetoes_{v}"]["score"])
     # The vetoes stay policy, whatever SQuAD says of them (it favours dropping them): a
     # question about "Iranian officers" when the evidence speaks of Russian ones is not
     # answered. The threshold is the one chosen without them, so they only ever add

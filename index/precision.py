@@ -21,12 +21,14 @@ _BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 # bf16 matrix products run on oneDNN, which compiles a kernel for every new input shape and
 # keeps up to 1,024 of them (plus as many descriptors in ideep's cache). Questions and
-# passages come in every length, so a server filled that cache: on the 100k-chunk index its
-# memory grew from 1,290 to 1,690 MB over 150 questions, 200 of the 266 MB that 60 questions
-# left allocated being these kernels (memray). 128 of each bound it; callers also round
-# lengths up to a multiple of PAD_MULTIPLE so that fewer shapes occur.
-KERNEL_CACHE = 128
-PAD_MULTIPLE = 8
+# passages come in every length, so a server kept filling that cache: memray found 200 of the
+# 266 MB that 60 questions left allocated on the 100k-chunk index to be these kernels. Bounded
+# at 256 with lengths padded to a multiple of 32 (fewer shapes, so fewer recompilations),
+# one process asked 150 distinct questions there held 1,505 MB at 302 ms a question, against
+# 1,564 MB at 288 ms with the default capacity and padding to 8 (1,686 MB without padding);
+# 128 with padding to 8 held 1,522 MB but recompiled often enough to take 334 ms.
+KERNEL_CACHE = 256
+PAD_MULTIPLE = 32
 
 
 @functools.cache

@@ -186,15 +186,18 @@ def test_training_smoke(tmp_path: Path) -> None:
         train(dataclasses.replace(stage2, work=str(tmp_path / "work3")))
 
 
-def test_batches_are_padded_to_a_multiple_of_eight() -> None:
+def test_batches_are_padded_to_a_multiple_of_the_pad_length() -> None:
     """Fewer distinct shapes: oneDNN compiles (and caches) a kernel per shape in bf16."""
     import torch
 
-    a = (torch.ones(2, 13, dtype=torch.long),) * 3
+    from index.precision import PAD_MULTIPLE
+
+    longest = PAD_MULTIPLE + 5
+    a = (torch.ones(2, longest, dtype=torch.long),) * 3
     b = (torch.ones(1, 9, dtype=torch.long),) * 3
     ids, mask, _ = padded_batch([a, b])
-    assert tuple(ids.shape) == (3, 16)
-    assert int(mask[2].sum()) == 9 and int(mask[0].sum()) == 13
+    assert tuple(ids.shape) == (3, 2 * PAD_MULTIPLE)
+    assert int(mask[2].sum()) == 9 and int(mask[0].sum()) == longest
 
 
 def test_bf16_reads_as_fp32_does() -> None:
