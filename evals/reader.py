@@ -162,8 +162,9 @@ shared under the same licence (CC BY-SA 4.0), with attribution to the SQuAD auth
 SQuAD 2.0 dev (`../shared/benchmarks/squad2/dev-split.json`) was never trained on.
 
 ## Training
-`make train-reader` (seeded; each stage resumable from its `build/reader/stage<n>/checkpoint.pt`;
-progress in `build/reader/stage<n>/train.log`). Hyper-parameters:
+`make train-reader` (seeded; resumable from `build/reader/checkpoint.pt`; progress in
+`build/reader/train.log`; a second stage, `make train-reader-stage2`, in `build/reader/stage2/`).
+Hyper-parameters:
 
 {hparams}
 

@@ -9,7 +9,6 @@ fp32, so ``auto`` picks bf16 only where the instructions exist.
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,14 +19,13 @@ PrecisionSetting = Literal["auto", "fp32", "bf16"]
 _BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 # bf16 matrix products run on oneDNN, which compiles a kernel for every new input shape and
-# keeps up to 1,024 of them (plus as many descriptors in ideep's cache). Questions and
-# passages come in every length, so a server kept filling that cache: memray found 200 of the
-# 266 MB that 60 questions left allocated on the 100k-chunk index to be these kernels. Bounded
-# at 256 with lengths padded to a multiple of 32 (fewer shapes, so fewer recompilations),
-# one process asked 150 distinct questions there held 1,505 MB at 302 ms a question, against
-# 1,564 MB at 288 ms with the default capacity and padding to 8 (1,686 MB without padding);
-# 128 with padding to 8 held 1,522 MB but recompiled often enough to take 334 ms.
-KERNEL_CACHE = 256
+# keeps up to 1,024 of them: memray found 200 of the 266 MB that 60 questions left allocated on
+# the 100k-chunk index to be these kernels. The reader's and support model's batches are
+# padded to a multiple of PAD_MULTIPLE tokens so that fewer shapes occur (one process asked 150
+# distinct questions there: 1,564 MB with padding to 8 against 1,686 MB without). Bounding the
+# cache itself (ONEDNN_PRIMITIVE_CACHE_CAPACITY=256) helped that sequential run (1,505 MB) but
+# not a server under 32 clients, whose peak rose from 1,656 / 1,649 to 1,883 / 1,857 MB in two
+# runs of bench/serve.py, so oneDNN keeps its default.
 PAD_MULTIPLE = 32
 
 
@@ -60,17 +58,7 @@ def resolve(setting: PrecisionSetting, device: str = "cpu") -> Precision:
 def cast(module: Any, precision: Precision) -> Any:
     """``module`` in ``precision`` (a torch module; converted in place and returned)."""
     if precision == "bf16":
-        bound_kernel_caches()
         import torch
 
         return module.to(torch.bfloat16)
     return module
-
-
-def bound_kernel_caches(capacity: int = KERNEL_CACHE) -> None:
-    """Cap oneDNN's kernel cache and ideep's descriptor cache (see ``KERNEL_CACHE``).
-
-    Both read their capacity from the environment once, at their first use, so this runs
-    before a model's first bf16 forward pass; a value the user exported is kept."""
-    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(capacity))
-    os.environ.setdefault("LRU_CACHE_CAPACITY", str(capacity))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -59,56 +56,3 @@ def test_bf16_vectors_match_fp32_and_share_the_collection() -> None:
     (_, sents_a), (_, sents_b) = fp32.encode_chunks(texts[:1]), bf16.encode_chunks(texts[:1])
     va, vb = sents_a[0].vectors, sents_b[0].vectors
     assert float(np.min(np.sum(va * vb, axis=1))) > 0.99
-
-
-_GROWTH = """
-import os, sys, torch
-if sys.argv[1] != "default":
-    os.environ.pop("ONEDNN_PRIMITIVE_CACHE_CAPACITY", None)
-    os.environ.pop("LRU_CACHE_CAPACITY", None)
-    from index.precision import bound_kernel_caches, cast
-    bound_kernel_caches(32)  # a small bound, so that 300 shapes overflow it
-    lin = cast(torch.nn.Linear(384, 1536), "bf16")
-else:
-    os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = "1024"
-    os.environ["LRU_CACHE_CAPACITY"] = "1024"
-    lin = torch.nn.Linear(384, 1536).to(torch.bfloat16)
-def rss():
-    return next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmRSS"))
-with torch.inference_mode():
-    lin(torch.randn(3, 384, dtype=torch.bfloat16))
-    before = rss()
-    for m in range(1, 301):  # 300 input shapes: oneDNN compiles a kernel for each
-        lin(torch.randn(m, 384, dtype=torch.bfloat16))
-print((rss() - before) / 1024)
-"""
-
-
-@pytest.mark.skipif(not precision.native_bf16("cpu"), reason="bf16 kernels need AVX512-BF16")
-def test_bf16_kernel_cache_is_bounded() -> None:
-    """The bound reaches oneDNN: measured here, 300 shapes kept 205 MB of kernels at its
-    default capacity (1,024) and 20 MB at a capacity of 16. A server meets shapes without end,
-    so this is what keeps its memory flat."""
-
-    def growth(mode: str) -> float:
-        out = subprocess.run(
-            [sys.executable, "-c", _GROWTH, mode],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).resolve().parents[2],
-        )
-        return float(out.stdout.strip().splitlines()[-1])
-
-    bounded, default = growth("ours"), growth("default")
-    assert bounded < 0.5 * default, (bounded, default)
-
-
-def test_kernel_cache_bound_keeps_a_users_value(monkeypatch: pytest.MonkeyPatch) -> None:
-    # set, then removed: the fixture restores the absence after the test
-    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
-    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY")
-    monkeypatch.setenv("LRU_CACHE_CAPACITY", "4096")
-    precision.bound_kernel_caches()
-    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(precision.KERNEL_CACHE)
-    assert os.environ["LRU_CACHE_CAPACITY"] == "4096"
