@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from index.errors import ModelUnavailable
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "training"
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
@@ -124,7 +126,7 @@ class Config:
     bf16: bool = True  # autocast matmuls to bfloat16 (the CPUs have AVX-512 BF16)
     # the adopted run: the schedule ends here, after 65% of one pass over the windows
     max_steps: int = 1400
-    # Continued training (stage 2 of `make train-reader`): start from the fp16 weights in
+    # Continued training (`make train-reader-stage2`): start from the fp16 weights in
     # this directory instead of MiniLM, and take the sampled pairs after the first N of each
     # kind, so that the stage reads questions the first stage never saw.
     init: str = ""
@@ -314,20 +316,30 @@ def _save_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _load_init(net: Any, model_dir: Path) -> dict[str, Any]:
-    """Start from a trained model (its sha256 checked against its manifest); returns the
-    manifest, which the new one keeps as its first stage."""
-    from safetensors.torch import load_file
+def _load_init(model_dir: Path) -> Any:
+    """The network of a trained model (its sha256 checked at load), ready to train on."""
+    from service.reader import (
+        MANIFEST,
+        WEIGHTS,
+        ReaderIntegrityError,
+        build_network,
+        load_checked,
+    )
 
-    from service.reader import MANIFEST, WEIGHTS, sha256_of
+    try:
+        net, _ = load_checked(
+            model_dir, WEIGHTS, MANIFEST, "reader", ReaderIntegrityError, build_network
+        )
+    except ModelUnavailable as exc:
+        raise SystemExit(str(exc)) from exc
+    return net.train()
+
+
+def _stage(model_dir: Path) -> dict[str, Any]:
+    """The manifest of the model a run continued, which the new manifest keeps."""
+    from service.reader import MANIFEST
 
     manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
-    if sha256_of(model_dir / WEIGHTS) != manifest.get("sha256"):
-        raise SystemExit(f"{model_dir / WEIGHTS} does not match the sha256 in its manifest")
-    state = {k: v.float() for k, v in load_file(str(model_dir / WEIGHTS)).items()}
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith("encoder.embeddings.") for k in missing):
-        raise SystemExit(f"{model_dir} does not fit the reader: {missing} {unexpected}")
     return {k: manifest[k] for k in ("sha256", "config", "training") if k in manifest}
 
 
@@ -362,8 +374,8 @@ def train(cfg: Config) -> dict[str, Any]:
         **kinds,
     )
 
-    net = build_network(base)
-    previous = _load_init(net, Path(cfg.init)) if cfg.init else None
+    net = _load_init(Path(cfg.init)) if cfg.init else build_network(base)
+    previous = _stage(Path(cfg.init)) if cfg.init else None
     if previous:
         log(event="init", weights=cfg.init, sha256=previous.get("sha256"))
     # The word embeddings stay MiniLM's: they are most of the parameters, so freezing them
@@ -540,7 +552,8 @@ def export_checkpoint(cfg: Config) -> None:
         # the stage it continued (its weights are already in the checkpoint); --init names
         # where that model is now, if it has moved since (the run may have replaced it)
         init = Path(cfg.init or run.init)
-        summary["previous_stage"] = _load_init(build_network(_minilm_path()), init)
+        _load_init(init)  # its sha256 checked, as when the run started
+        summary["previous_stage"] = _stage(init)
     export(net, Path(cfg.out), run, summary)
 
 
