@@ -62,10 +62,12 @@ train-reader: dev
 	$(PY) -m service.train_reader --resume
 	$(PY) -m evals.reader --json service/models/reader/figures.json --card
 
-## train-reader-stage2: continue the shipped reader on pairs it did not sample (about 85
-## minutes; build/reader/stage2/), then measure it; a candidate: not shipped until adopted
+## train-reader-stage2: continue the shipped reader on pairs it did not sample, with
+## swapped-entity unanswerables (1,000 steps: about 85 minutes in bf16 on AVX-512 cores, over
+## two hours in fp32 on AVX2 ones; build/reader/stage2/), then measure it; a candidate: not
+## shipped until adopted
 READER_STAGE2 := --skip-answerable 34000 --answerable 24000 --unanswerable 11000 \
-	--skip-negatives 10000 --negatives 7000 --max-steps 1000 --lr 5e-5 --warmup 0.03
+	--skip-negatives 10000 --negatives 7000 --swaps 8000 --max-steps 1000 --lr 5e-5 --warmup 0.03
 train-reader-stage2: dev
 	$(PY) -m service.train_reader --resume --init service/models/reader $(READER_STAGE2) \
 	  --work build/reader/stage2 --log build/reader/stage2/train.log --out build/reader/stage2/final

@@ -6,7 +6,11 @@ Data, all from ``../shared/training/`` (never SQuAD 2.0 dev):
 * SQuAD 2.0 train unanswerable questions on their paragraph (label: no answer);
 * negatives from other paragraphs of the same article: a question put against the paragraph
   of its article that shares most of its words but does not contain its answer, because that
-  is what open-domain retrieval hands the reader.
+  is what open-domain retrieval hands the reader;
+* swapped-entity unanswerables (``--swaps``): an answerable question whose named entity found in
+  its paragraph is replaced by another of the same kind that the paragraph never mentions ("the
+  president of Iran" asked of a paragraph on Syria's), labelled "no answer", because a reader
+  trained only on the above answers with a span of the right kind in the wrong slot.
 
 The run is seeded and deterministic in its data order, logs JSON lines to ``--log``, and
 checkpoints every ``--checkpoint-every`` steps; ``--resume`` continues from the checkpoint with
@@ -26,11 +30,12 @@ import re
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from index.errors import ModelUnavailable
+from index.precision import native_bf16
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "training"
 _WORD = re.compile(r"[a-z0-9]+")
@@ -99,7 +104,7 @@ class Example:
     context: str
     answer_start: int  # -1: no answer in this context
     answer_text: str
-    kind: str  # "answerable", "unanswerable", "negative"
+    kind: str  # "answerable", "unanswerable", "negative", "swap"
 
 
 @dataclass(slots=True)
@@ -112,6 +117,7 @@ class Config:
     answerable: int = 34_000  # answerable questions sampled (all: 0)
     unanswerable: int = 0  # SQuAD 2.0 unanswerable questions (all: 0)
     negatives: int = 10_000  # same-article negative pairs
+    swaps: int = 0  # swapped-entity unanswerables, made from answerable questions
     max_articles: int = 0  # read only the first N articles (smoke tests); 0 = all
     epochs: float = 1.0
     batch_size: int = 32
@@ -123,7 +129,10 @@ class Config:
     stride: int = 96
     checkpoint_every: int = 200
     threads: int = 0  # torch threads; 0 = all cores
-    bf16: bool = True  # autocast matmuls to bfloat16 (the CPUs have AVX-512 BF16)
+    # autocast matmuls to bfloat16 where the CPU computes it natively (AVX-512 BF16 or AMX):
+    # elsewhere emulated bf16 trains at a third of fp32's speed (measured on an AVX2 EPYC:
+    # under 250 tokens/s against 691)
+    bf16: bool = field(default_factory=native_bf16)
     # the adopted run: the schedule ends here, after 65% of one pass over the windows
     max_steps: int = 1400
     # Continued training (`make train-reader-stage2`): start from the fp16 weights in
@@ -158,6 +167,67 @@ def _locate(context: str, answer: str, given: int, question: str) -> int:
     return max(places, key=lambda at: (overlap(at), -abs(at - given)))
 
 
+# spaCy's entity kinds whose swap leaves a question about something the paragraph never names
+SWAP_LABELS = frozenset(
+    ["PERSON", "GPE", "NORP", "ORG", "LOC", "FAC", "EVENT", "WORK_OF_ART", "LAW", "DATE"]
+)
+
+
+def swapped(
+    items: list[tuple[Example, str]], n: int, rng: random.Random, nlp: Any = None
+) -> list[Example]:
+    """Up to ``n`` unanswerables made from answerable ``(example, article title)`` pairs: one
+    named entity of the question that its paragraph mentions is replaced by one of the same
+    kind, from another article's questions, that the paragraph does not mention."""
+    if n <= 0 or not items:
+        return []
+    if nlp is None:
+        from service.nlp import load_spacy
+
+        nlp = load_spacy()
+    # parse a few times more questions than needed: many have no usable entity
+    pool = rng.sample(items, min(len(items), n * 3))
+    docs = nlp.pipe([e.question for e, _ in pool], batch_size=256)
+    found: list[tuple[Example, str, list[tuple[int, int, str, str]]]] = []
+    by_label: dict[str, list[tuple[str, str]]] = {}
+    for (ex, title), doc in zip(pool, docs, strict=True):
+        ents = [
+            (e.start_char, e.end_char, e.label_, e.text)
+            for e in doc.ents
+            if e.label_ in SWAP_LABELS
+            and len(e.text) > 1
+            # a date only as a year or day: "this season" for "May 12" may still be answered
+            and (e.label_ != "DATE" or any(c.isdigit() for c in e.text))
+        ]
+        for _, _, label, text in ents:
+            by_label.setdefault(label, []).append((text, title))
+        found.append((ex, title, ents))
+    out: list[Example] = []
+    for ex, title, ents in found:
+        if len(out) >= n:
+            break
+        ctx = ex.context.lower()
+        answer = ex.answer_text.lower()
+        usable = [
+            e
+            for e in ents
+            if e[3].lower() in ctx and e[3].lower() not in answer and answer not in e[3].lower()
+        ]
+        if not usable:
+            continue
+        a, b, label, text = rng.choice(usable)
+        choices = [
+            t
+            for t, other in by_label.get(label, [])
+            if other != title and t.lower() not in ctx and t.lower() != text.lower()
+        ]
+        if not choices:
+            continue
+        question = ex.question[:a] + rng.choice(choices) + ex.question[b:]
+        out.append(Example(question, ex.context, -1, "", "swap"))
+    return out
+
+
 def load_examples(cfg: Config) -> list[Example]:
     """The training pairs, in a seeded order."""
     rng = random.Random(cfg.seed)
@@ -171,6 +241,7 @@ def load_examples(cfg: Config) -> list[Example]:
     answerable: list[Example] = []
     unanswerable: list[Example] = []
     negatives: list[Example] = []
+    titles: list[str] = []  # the article of each answerable example, for swaps
     for art in articles:
         paras = art["paragraphs"]
         words = [_words(p["context"]) for p in paras]
@@ -186,6 +257,7 @@ def load_examples(cfg: Config) -> list[Example]:
                 if at < 0:
                     continue
                 answerable.append(Example(question, ctx, at, ans["text"], "answerable"))
+                titles.append(str(art.get("title", "")))
                 # the other paragraph of the article most like the question, if it does not
                 # hold any of the answers
                 qw = _words(question)
@@ -203,6 +275,10 @@ def load_examples(cfg: Config) -> list[Example]:
                 if any(t in other.lower() for t in texts):
                     continue
                 negatives.append(Example(question, other, -1, "", "negative"))
+    # the swaps' own seeded draw, so that adding them leaves the other samples as they were
+    swaps = swapped(
+        list(zip(answerable, titles, strict=True)), cfg.swaps, random.Random(cfg.seed + 1)
+    )
     rng.shuffle(answerable)
     rng.shuffle(unanswerable)
     rng.shuffle(negatives)
@@ -214,6 +290,7 @@ def load_examples(cfg: Config) -> list[Example]:
         take(answerable, cfg.skip_answerable, cfg.answerable)
         + take(unanswerable, cfg.skip_unanswerable, cfg.unanswerable)
         + take(negatives, cfg.skip_negatives, cfg.negatives)
+        + swaps
     )
     rng.shuffle(chosen)
     return chosen
@@ -361,7 +438,8 @@ def train(cfg: Config) -> dict[str, Any]:
     t0 = time.time()
     examples = load_examples(cfg)
     kinds = {
-        k: sum(e.kind == k for e in examples) for k in ("answerable", "unanswerable", "negative")
+        k: sum(e.kind == k for e in examples)
+        for k in ("answerable", "unanswerable", "negative", "swap")
     }
     windows = encode(cfg, examples, tokenizer)
     n_tokens = sum(len(w["input_ids"]) for w in windows)

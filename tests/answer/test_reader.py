@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import random
 import shutil
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from service.reader import (
     padded_batch,
     sha256_of,
 )
-from service.train_reader import DATA, Config, load_examples, train
+from service.train_reader import DATA, Config, Example, load_examples, swapped, train
 
 PASSAGE = (
     "The Normans were the people who in the 10th and 11th centuries gave their name to "
@@ -135,6 +137,51 @@ def test_training_data_never_includes_the_dev_split() -> None:
             assert e.kind != "answerable"
 
 
+def test_swapped_entity_questions_name_what_the_paragraph_does_not() -> None:
+    """A swap replaces an entity the paragraph mentions with one of the same kind it never
+    mentions, taken from another article, and is labelled "no answer"."""
+    pairs = [
+        (
+            "Who has been President of Syria since 2000?",
+            "Bashar al-Assad has been President of Syria since 2000.",
+            "Bashar al-Assad",
+            "Syria",
+        ),
+        (
+            "Who led the Quds Force of Iran?",
+            "Iran's Quds Force, led by Qasem Soleimani, advised the Syrian army.",
+            "Qasem Soleimani",
+            "Syria",
+        ),
+        (
+            "When did France join the European Union?",
+            "France joined the Union in 1957.",
+            "1957",
+            "France",
+        ),
+        (
+            "Who was the king of Denmark in 1550?",
+            "Christian III ruled Denmark in 1550.",
+            "Christian III",
+            "Denmark",
+        ),
+    ]
+    items = [(Example(q, ctx, ctx.index(a), a, "answerable"), title) for q, ctx, a, title in pairs]
+    out = swapped(items, 10, random.Random(0))
+    assert len(out) >= 3 and all(e.kind == "swap" and e.answer_start == -1 for e in out)
+    for e in out:
+        (q,) = [ex.question for ex, _ in items if ex.context == e.context]
+        assert e.question != q
+        # what replaced the entity is not in the paragraph
+        a, b = q.split(), e.question.split()
+        (inserted,) = [
+            " ".join(b[j1:j2])
+            for op, _, _, j1, j2 in difflib.SequenceMatcher(None, a, b).get_opcodes()
+            if op != "equal"
+        ]
+        assert inserted.strip("?") and inserted.strip("?").lower() not in e.context.lower()
+
+
 @pytest.mark.skipif(not DATA.is_dir(), reason="../shared/training is not here")
 def test_training_smoke(tmp_path: Path) -> None:
     """A few hundred examples for two steps: the script, export and manifest keep working."""
@@ -145,6 +192,7 @@ def test_training_smoke(tmp_path: Path) -> None:
         answerable=200,
         unanswerable=60,
         negatives=60,
+        swaps=40,
         max_articles=20,
         max_steps=2,
         batch_size=8,
@@ -156,8 +204,9 @@ def test_training_smoke(tmp_path: Path) -> None:
     manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
     assert manifest["sha256"] == sha256_of(out / WEIGHTS)
     assert manifest["config"]["seed"] == cfg.seed
-    events = [json.loads(x)["event"] for x in (tmp_path / "work" / "train.log").open()]
-    assert events[0] == "data" and events[-1] == "done"
+    events = [json.loads(x) for x in (tmp_path / "work" / "train.log").open()]
+    assert events[0]["event"] == "data" and events[-1]["event"] == "done"
+    assert 0 < events[0]["swap"] <= 40
     # what it wrote loads and reads
     (span,) = Reader(out).read("Who led the Norse raiders?", [PASSAGE])
     assert span is not None and 0 <= span.start < span.end <= len(PASSAGE)
