@@ -173,18 +173,15 @@ SWAP_LABELS = frozenset(
 )
 
 
-def swapped(
-    items: list[tuple[Example, str]], n: int, rng: random.Random, nlp: Any = None
-) -> list[Example]:
+def swapped(items: list[tuple[Example, str]], n: int, rng: random.Random) -> list[Example]:
     """Up to ``n`` unanswerables made from answerable ``(example, article title)`` pairs: one
     named entity of the question that its paragraph mentions is replaced by one of the same
     kind, from another article's questions, that the paragraph does not mention."""
     if n <= 0 or not items:
         return []
-    if nlp is None:
-        from service.nlp import load_spacy
+    from service.nlp import load_spacy
 
-        nlp = load_spacy()
+    nlp = load_spacy()
     # parse a few times more questions than needed: many have no usable entity
     pool = rng.sample(items, min(len(items), n * 3))
     docs = nlp.pipe([e.question for e, _ in pool], batch_size=256)
@@ -209,9 +206,9 @@ def swapped(
         ctx = ex.context.lower()
         answer = ex.answer_text.lower()
         usable = [
-            e
-            for e in ents
-            if e[3].lower() in ctx and e[3].lower() not in answer and answer not in e[3].lower()
+            (a, b, label, text)
+            for a, b, label, text in ents
+            if text.lower() in ctx and text.lower() not in answer and answer not in text.lower()
         ]
         if not usable:
             continue
