@@ -35,6 +35,7 @@ COPY --chown=groundqa:groundqa corpus /corpus
 USER groundqa
 ENV GROUNDQA_CORPUS_DIR=/corpus \
     GROUNDQA_DATA_DIR=/data \
+    GROUNDQA_MODEL_CACHE_DIR=/data/models \
     GROUNDQA_HOST=0.0.0.0 \
     GROUNDQA_PORT=8000
 EXPOSE 8000

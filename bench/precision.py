@@ -1,6 +1,7 @@
-"""Model precision: fp32 against bf16 and dynamic int8, speed against quality, in one run.
+"""Model formats: fp32 against bf16, int8 and the alternatives, speed against quality, in one run.
 
-Run: ``.venv/bin/python -m bench.precision``; writes ``bench/results/precision.json``.
+Run: ``.venv/bin/python -m bench.precision [--formats fp32,int8,...] [--out FILE]``; writes
+``bench/results/precision.json`` by default.
 
 Every model groundqa runs is measured in each number format, on the SQuAD 2.0 dev split
 (never trained on):
@@ -12,8 +13,11 @@ Every model groundqa runs is measured in each number format, on the SQuAD 2.0 de
   paragraphs of one article for one question, as the pipeline does (150 questions);
 - the support model: AUC on the pairs of ``evals.support``.
 
-int8 is PyTorch dynamic quantization of the encoders' Linear layers, weights per channel
-(per tensor lost more). bf16 converts the encoder; the heads stay fp32.
+The formats groundqa runs (``GROUNDQA_MODEL_PRECISION``): fp32 and bf16 in PyTorch (bf16
+converts the encoder; the heads stay fp32), and int8: the fp32 network exported to ONNX, its
+MatMul weights quantized per channel and run by ONNX Runtime (``index.int8``). Measured
+beside them: ``torch-int8``, PyTorch's dynamic quantization of the Linear layers, weights per
+channel (per tensor lost more), and ``onnx-fp32``, the exported graph unquantized.
 
 The issue's bars: recall@5 may drop by at most 0.5 points and reader F1 by at most 1 point.
 """
@@ -30,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from index.precision import Precision
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -39,7 +45,8 @@ SQUAD = ROOT.parent / "shared" / "benchmarks" / "squad2" / "dev-split.json"
 OUT = ROOT / "bench" / "results" / "precision.json"
 MAX_RECALL_DROP_POINTS = 0.5
 MAX_F1_DROP_POINTS = 1.0
-FORMATS = ("fp32", "bf16", "int8")
+FORMATS = ("fp32", "bf16", "int8", "torch-int8", "onnx-fp32")
+SERVED = ("fp32", "bf16", "int8")  # the formats GROUNDQA_MODEL_PRECISION offers
 
 
 def recall(qv: np.ndarray, pv: np.ndarray, gold: np.ndarray, k: int) -> float:
@@ -47,7 +54,7 @@ def recall(qv: np.ndarray, pv: np.ndarray, gold: np.ndarray, k: int) -> float:
     return float(np.mean([g in row for g, row in zip(gold, top, strict=True)]))
 
 
-def int8(module: Any) -> Any:
+def torch_int8(module: Any) -> Any:
     import torch
     from torch.ao.quantization import per_channel_dynamic_qconfig
 
@@ -59,15 +66,23 @@ def int8(module: Any) -> Any:
     return torch.ao.quantization.quantize_dynamic(module, linear, dtype=torch.qint8)
 
 
-def in_format(fmt: str, module: Any) -> Any:
-    from index.precision import cast
-
-    return int8(module) if fmt == "int8" else cast(module, "bf16" if fmt == "bf16" else "fp32")
-
-
-def embedder(paragraphs: list[Any], questions: list[Any]) -> dict[str, Any]:
+def embedding_model(fmt: str, path: str) -> Any:
     from sentence_transformers import SentenceTransformer
 
+    from index.int8 import onnx_sentence_transformer
+    from index.precision import cast
+
+    model = SentenceTransformer(path, device="cpu")
+    match fmt:
+        case "torch-int8":
+            return torch_int8(model)
+        case "int8" | "onnx-fp32":
+            return onnx_sentence_transformer(model, identity="bench", quantize=fmt == "int8")
+        case _:
+            return cast(model, "bf16" if fmt == "bf16" else "fp32")
+
+
+def embedder(paragraphs: list[Any], questions: list[Any], formats: list[str]) -> dict[str, Any]:
     from index.embedding import model_path
     from index.settings import IndexSettings
 
@@ -78,8 +93,8 @@ def embedder(paragraphs: list[Any], questions: list[Any]) -> dict[str, Any]:
     path = str(model_path(IndexSettings().embedding_model))
     out: dict[str, Any] = {"paragraphs": len(docs), "questions": len(asked)}
     reference: np.ndarray | None = None
-    for fmt in FORMATS:
-        model = in_format(fmt, SentenceTransformer(path, device="cpu"))
+    for fmt in formats:
+        model = embedding_model(fmt, path)
         if "tokens" not in out:
             enc = model.tokenizer(docs, truncation=True, max_length=model.max_seq_length)
             out["tokens"] = sum(len(ids) for ids in enc["input_ids"])
@@ -103,8 +118,9 @@ def embedder(paragraphs: list[Any], questions: list[Any]) -> dict[str, Any]:
     return out
 
 
-def reader(paragraphs: list[Any], questions: list[Any]) -> dict[str, Any]:
+def reader(paragraphs: list[Any], questions: list[Any], formats: list[str]) -> dict[str, Any]:
     from evals import reader as reader_eval
+    from index.int8 import OnnxModule
     from service import reader as service_reader
 
     # five paragraphs of the question's article, its own first, as retrieval hands them over
@@ -121,15 +137,30 @@ def reader(paragraphs: list[Any], questions: list[Any]) -> dict[str, Any]:
 
     out: dict[str, Any] = {"read5_questions": len(reads)}
     load = service_reader.Reader._load
-    for fmt in FORMATS:
+    for fmt in formats:
+        precision: Precision = fmt if fmt in SERVED else "fp32"  # type: ignore[assignment]
 
         def _load(self: Any, fmt: str = fmt) -> None:
             load(self)
-            self._net.encoder = in_format(fmt, self._net.encoder)
+            if fmt == "torch-int8":
+                self._net.encoder = torch_int8(self._net.encoder)
+            elif fmt == "onnx-fp32":
+                example = self._tokenizer(
+                    ["a question?"] * 2, ["a passage."] * 2, return_tensors="pt"
+                )
+                names = ("input_ids", "attention_mask", "token_type_ids")
+                self._net = OnnxModule(
+                    self._net,
+                    [example[n] for n in names],
+                    names,
+                    ("start", "end", "answerable"),
+                    identity="bench",
+                    quantize=False,
+                )
 
         service_reader.Reader._load = _load  # type: ignore[method-assign]
         try:
-            r = service_reader.Reader()
+            r = service_reader.Reader(precision=precision)
             r.warmup()
             for q, ps in reads[:10]:
                 r.read(q, ps)
@@ -138,7 +169,9 @@ def reader(paragraphs: list[Any], questions: list[Any]) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 r.read(q, ps)
                 ms.append((time.perf_counter() - t0) * 1000)
-            fig = reader_eval.run(service_reader.MODEL_DIR, SQUAD, with_support=False)
+            fig = reader_eval.run(
+                service_reader.MODEL_DIR, SQUAD, with_support=False, precision=precision
+            )
         finally:
             service_reader.Reader._load = load  # type: ignore[method-assign]
         out[fmt] = {
@@ -154,12 +187,12 @@ def reader(paragraphs: list[Any], questions: list[Any]) -> dict[str, Any]:
     return out
 
 
-def support() -> dict[str, Any]:
+def support(formats: list[str]) -> dict[str, Any]:
     from evals import support as support_eval
     from service import support as service_support
 
     out: dict[str, Any] = {}
-    for fmt in ("fp32", "bf16"):
+    for fmt in (f for f in formats if f in SERVED):
         fig = support_eval.measure(SQUAD, limit=200, precision=fmt)  # type: ignore[arg-type]
         out[fmt] = {"pairs": fig["pairs"], **fig["support_model"]}
         service_support.shared_support.cache_clear()
@@ -167,14 +200,30 @@ def support() -> dict[str, Any]:
     return out
 
 
-def main() -> None:
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
     from evals import squad
     from index.precision import native_bf16
 
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--formats", default=",".join(FORMATS), help="comma-separated; fp32 first")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    formats = args.formats.split(",")
+    if formats[0] != "fp32" or not set(formats) <= set(FORMATS):
+        ap.error(f"--formats: fp32 first, then any of {FORMATS}")
     paragraphs, questions = squad.load(SQUAD)
-    emb = embedder(paragraphs, questions)
-    rd = reader(paragraphs, questions)
-    sup = support()
+    emb = embedder(paragraphs, questions, formats)
+    rd = reader(paragraphs, questions, formats)
+    sup = support(formats)
 
     def verdict(fmt: str) -> dict[str, Any]:
         drop_r5 = 100 * (emb["fp32"]["recall@5"] - emb[fmt]["recall@5"])
@@ -194,15 +243,15 @@ def main() -> None:
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "native_bf16": native_bf16(),
+            "cpu": cpu_model(),
         },
         "embedder": emb,
         "reader": rd,
         "support": sup,
-        "bf16": verdict("bf16"),
-        "int8": verdict("int8"),
+        **{fmt: verdict(fmt) for fmt in formats[1:]},
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))
 
 

@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="a seeded sample of N questions")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--card", action="store_true", help="also write MODEL_CARD.md in --model-dir")
-    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    ap.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="auto")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     precision = resolve(args.precision)

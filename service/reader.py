@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index.errors import ModelUnavailable
+from index.int8 import OnnxModule
 from index.precision import PAD_MULTIPLE, Precision, cast
 from service.batching import MicroBatcher
 
@@ -142,9 +143,11 @@ class Reader:
         *,
         base: Path | None = None,
         precision: Precision = "fp32",
+        cache_dir: Path | None = None,
     ) -> None:
         self.model_dir = model_dir
         self.precision = precision
+        self.cache_dir = cache_dir  # where an int8 export is kept (index.int8)
         self._base = base
         self._net: Any = None
         self._tokenizer: Any = None  # a transformers fast tokenizer
@@ -166,6 +169,8 @@ class Reader:
             build_network,
             self._base,
             self.precision,
+            self.cache_dir,
+            ("start", "end", "answerable"),
         )
 
     def warmup(self) -> None:
@@ -276,10 +281,13 @@ def load_checked(
     build: Any,
     base: Path | None = None,
     precision: Precision = "fp32",
+    cache_dir: Path | None = None,
+    outputs: Sequence[str] = ("logits",),
 ) -> tuple[Any, Any]:
     """The network ``build(base)`` with the fp16 weights of ``model_dir`` (their sha256 checked
     against the manifest's; any mismatch raises ``error``), in eval mode, and its tokenizer.
-    Its encoder runs in ``precision``; the heads stay fp32."""
+    Its encoder runs in ``precision``; the heads stay fp32. In int8 the network is exported
+    (its ``outputs`` so named), quantized and run by ONNX Runtime, cached in ``cache_dir``."""
     try:
         import torch  # noqa: F401  (here, so a missing install gets the message below)
         from safetensors.torch import load_file
@@ -308,9 +316,22 @@ def load_checked(
     missing, unexpected = net.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("encoder.embeddings.") for k in missing):
         raise error(f"{name} weights do not fit the network: missing {missing}, extra {unexpected}")
-    cast(net.encoder, precision)
     net.eval()
-    return net, AutoTokenizer.from_pretrained(str(base))
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    if precision != "int8":
+        cast(net.encoder, precision)
+        return net, tokenizer
+    example = tokenizer(["a question?"] * 2, ["a passage."] * 2, return_tensors="pt")
+    names = ("input_ids", "attention_mask", "token_type_ids")
+    onnx = OnnxModule(
+        net,
+        [example[n] for n in names],
+        names,
+        outputs,
+        identity=f"{name}:{actual}",  # the checked sha256 of the shipped weights
+        cache_dir=cache_dir,
+    )
+    return onnx, tokenizer
 
 
 def padded_batch(requests: Sequence[Windows]) -> Windows:
@@ -329,12 +350,14 @@ def padded_batch(requests: Sequence[Windows]) -> Windows:
 
 
 @lru_cache(maxsize=4)
-def shared_reader(model_dir: Path = MODEL_DIR, precision: Precision = "fp32") -> Reader:
+def shared_reader(
+    model_dir: Path = MODEL_DIR, precision: Precision = "fp32", cache_dir: Path | None = None
+) -> Reader:
     """One reader per model directory and precision per process, as
     ``index.embedding.get_embedder`` does for the embedder: every ``QA`` of a process (the
     API's, the evals', the tests') shares its loaded weights instead of loading and hashing
     them again."""
-    return Reader(model_dir, precision=precision)
+    return Reader(model_dir, precision=precision, cache_dir=cache_dir)
 
 
 def best_span(

@@ -81,9 +81,11 @@ class Support:
         *,
         base: Path | None = None,
         precision: Precision = "fp32",
+        cache_dir: Path | None = None,
     ) -> None:
         self.model_dir = model_dir
         self.precision = precision
+        self.cache_dir = cache_dir  # where an int8 export is kept (index.int8)
         self._base = base
         self._net: Any = None
         self._tokenizer: Any = None
@@ -101,6 +103,8 @@ class Support:
             build_network,
             self._base,
             self.precision,
+            self.cache_dir,
+            ("supported",),
         )
 
     def _ensure(self) -> None:
@@ -160,10 +164,12 @@ class Support:
 
 
 @lru_cache(maxsize=4)
-def shared_support(model_dir: Path = MODEL_DIR, precision: Precision = "fp32") -> Support:
+def shared_support(
+    model_dir: Path = MODEL_DIR, precision: Precision = "fp32", cache_dir: Path | None = None
+) -> Support:
     """One support model per model directory and precision per process (see
     ``shared_reader``)."""
-    return Support(model_dir, precision=precision)
+    return Support(model_dir, precision=precision, cache_dir=cache_dir)
 
 
 # What the calibrated abstention model reads from the support model (see ``answer_features``).

@@ -9,6 +9,7 @@ import random
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from index.settings import IndexSettings
@@ -32,7 +33,8 @@ SENTENCE = (
 
 @pytest.fixture(scope="module")
 def support() -> Support:
-    return shared_support(precision=IndexSettings().precision)  # as the service runs it
+    settings = IndexSettings()  # as the service runs it
+    return shared_support(precision=settings.precision, cache_dir=settings.model_cache_dir)
 
 
 def test_shipped_weights_match_their_manifest() -> None:
@@ -73,6 +75,17 @@ def test_answer_support_ranks_the_answer_above_wrong_ones(support: Support) -> N
     wrong = [answer_features(support, q, a, SENTENCE) for a in ("four officers", "Russia")]
     assert all(right["support_answer"] > w["support_answer"] for w in wrong)
     assert answer_features(support, q, None, SENTENCE) == {"support_answer": 0.0}
+
+
+def test_int8_scores_as_fp32_does(tmp_path: Path) -> None:
+    pairs = [
+        (SENTENCE, "Russia sent four officers."),
+        (SENTENCE, "Russia sent no one at all, according to the report."),
+    ]
+    a = Support(precision="fp32").score(pairs)
+    b = Support(precision="int8", cache_dir=tmp_path).score(pairs)
+    assert a[0] > 0.5 > a[1] and b[0] > 0.5 > b[1]
+    assert np.allclose(a, b, atol=0.1), (a, b)
 
 
 def test_corrupt_weights_fail_loudly(tmp_path: Path) -> None:

@@ -49,7 +49,8 @@ def passages(doc: str) -> list[Passage]:
 
 @pytest.fixture(scope="module")
 def support() -> Support:
-    return shared_support(precision=IndexSettings().precision)  # as the service runs it
+    settings = IndexSettings()  # as the service runs it
+    return shared_support(precision=settings.precision, cache_dir=settings.model_cache_dir)
 
 
 @pytest.fixture(scope="module")

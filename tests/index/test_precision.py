@@ -20,13 +20,16 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-def test_auto_is_bf16_exactly_where_the_cpu_computes_it() -> None:
+def test_auto_is_bf16_exactly_where_the_cpu_computes_it_else_int8() -> None:
     native = bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
     assert precision.native_bf16("cpu") is native
-    assert precision.resolve("auto") == ("bf16" if native else "fp32")
+    assert precision.resolve("auto") == ("bf16" if native else "int8")
     assert precision.resolve("fp32") == "fp32"
     assert precision.resolve("bf16") == "bf16"  # asked for explicitly: honoured
+    assert precision.resolve("int8") == "int8"
     assert precision.resolve("auto", "mps") == "fp32"
+    with pytest.raises(ValueError, match="int8 models run on the CPU"):
+        precision.resolve("int8", "cuda")
 
 
 def test_the_setting_is_validated_and_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,6 +37,10 @@ def test_the_setting_is_validated_and_resolved(monkeypatch: pytest.MonkeyPatch) 
     assert IndexSettings().precision == "fp32"
     monkeypatch.setenv("GROUNDQA_MODEL_PRECISION", "int4")
     with pytest.raises(ValidationError):
+        IndexSettings()
+    monkeypatch.setenv("GROUNDQA_MODEL_PRECISION", "int8")
+    monkeypatch.setenv("GROUNDQA_EMBEDDING_DEVICE", "cuda")
+    with pytest.raises(ValidationError, match="int8 models run on the CPU"):
         IndexSettings()
 
 
