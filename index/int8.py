@@ -4,11 +4,13 @@ channel, and run by ONNX Runtime.
 Measured with ``bench/precision.py`` on a 2-core AMD EPYC without native bf16 (AVX2,
 ``bench/results/precision-avx2.json``), against PyTorch fp32 in the same run:
 
-- reader: five paragraphs read in 141 ms against 210 (median), SQuAD 2.0 HasAns F1 65.19
-  against 65.74, AUC answerable-versus-not 0.681 against 0.683;
-- embedder: 7,103 tokens/s against 4,328, dense recall@5 0.8814 against 0.8786;
-- PyTorch's own dynamic int8 lost 2.2 F1 points (63.53), and ONNX Runtime in fp32 read only 5%
-  faster than PyTorch (199.5 ms).
+- reader: five paragraphs read in 97.8 ms against 204.3 (median), SQuAD 2.0 HasAns F1 65.58
+  against 65.74, AUC answerable-versus-not 0.678 against 0.683;
+- embedder: 9,418 tokens/s against 4,551, dense recall@5 0.8780 against 0.8786;
+- support model: AUC 0.9270 against 0.9285.
+
+In an earlier run (``precision-avx2-batched.json``, rows batched), PyTorch's own dynamic int8
+lost 2.2 F1 points (63.53), and ONNX Runtime in fp32 read only 1% faster than PyTorch.
 
 The graph is exported from the loaded network, whose weights the caller has checked, then
 quantized; both steps take about 2 s a model, so the result is cached on disk under a key of

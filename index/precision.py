@@ -4,8 +4,8 @@ Measured with ``bench/precision.py``:
 - on an AMD EPYC with AVX512-BF16, bf16 made the reader 1.82 times faster with SQuAD 2.0 F1
   unchanged (65.85 against 65.74 in fp32), where PyTorch's dynamic int8 lost 1.5 to 3.3 points;
 - on an AMD EPYC without it (AVX2), bf16 is emulated, slower than fp32, and int8 through ONNX
-  Runtime (``index.int8``) read 1.49 times faster than fp32 (median) for 0.55 F1 points, and
-  embedded 1.64 times faster with dense recall@5 unchanged (0.8814 against 0.8786).
+  Runtime (``index.int8``) read 2.09 times faster than fp32 (median) for 0.16 F1 points, and
+  embedded 2.07 times faster with dense recall@5 0.06 points lower (0.8780).
 
 So ``auto`` is bf16 where the instructions exist and int8 on other CPUs. int8 against bf16 on
 a CPU with both was not measured.
