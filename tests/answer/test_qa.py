@@ -169,9 +169,13 @@ def test_dead_llm_endpoint_does_not_break_extractive_follow_ups(
 
 def test_compound_question_quotes_a_sentence_for_each_part(qa: QA, qa_settings: Settings) -> None:
     loose = QA(qa_settings.model_copy(update={"abstain": False}), index=qa.index)
+    # "in Iran": without it the corpus has two airbases of Russian warplanes (Hamadan in
+    # Iran, and a permanent base planned in Lattakia), and the reader's choice between them
+    # was a near tie (0.55 logits in fp32, 0.02 the other way in int8) that this test of
+    # composition should not hang on; the default eval set's x-bases items ask for both
     q = (
-        "Which lawmaker cited the constitution, and which airbase were Russian warplanes "
-        "launched from?"
+        "Which lawmaker cited the constitution, and which airbase in Iran were Russian "
+        "warplanes launched from?"
     )
     both = loose.ask(q)
     assert "Falahatpisheh" in both.answer and "Hamadan" in both.answer
