@@ -56,13 +56,18 @@ def _fingerprint(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _weights_stamp(path: Path) -> str:
-    # The fingerprint reads sizes and configs only; a cached int8 export must also change
-    # when a weight file is rewritten at the same size.
-    files = sorted(
+def _weights_digest(path: Path) -> str:
+    # The fingerprint reads sizes and configs only; a cached int8 export must change with
+    # the weights themselves, and be shared by every install of the same model (hashing
+    # MiniLM's 91 MB takes about 0.15 s, once per load).
+    h = hashlib.sha256()
+    for f in sorted(
         p for p in path.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".bin")
-    )
-    return ",".join(f"{p.name}:{p.stat().st_mtime_ns}" for p in files)
+    ):
+        with f.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
 
 
 class Embedder:
@@ -114,7 +119,7 @@ class Embedder:
         try:
             model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
             if self.precision == "int8":
-                identity = f"embedder:{self.fingerprint}:{_weights_stamp(self.path)}"
+                identity = f"embedder:{self.fingerprint}:{_weights_digest(self.path)}"
                 return onnx_sentence_transformer(model, identity=identity, cache_dir=self.cache_dir)
             return cast(model, self.precision)
         except Exception as exc:
