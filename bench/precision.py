@@ -120,7 +120,6 @@ def embedder(paragraphs: list[Any], questions: list[Any], formats: list[str]) ->
 
 def reader(paragraphs: list[Any], questions: list[Any], formats: list[str]) -> dict[str, Any]:
     from evals import reader as reader_eval
-    from index.int8 import OnnxModule
     from service import reader as service_reader
 
     # five paragraphs of the question's article, its own first, as retrieval hands them over
@@ -145,14 +144,9 @@ def reader(paragraphs: list[Any], questions: list[Any], formats: list[str]) -> d
             if fmt == "torch-int8":
                 self._net.encoder = torch_int8(self._net.encoder)
             elif fmt == "onnx-fp32":
-                example = self._tokenizer(
-                    ["a question?"] * 2, ["a passage."] * 2, return_tensors="pt"
-                )
-                names = ("input_ids", "attention_mask", "token_type_ids")
-                self._net = OnnxModule(
+                self._net = service_reader.onnx_network(
                     self._net,
-                    [example[n] for n in names],
-                    names,
+                    self._tokenizer,
                     ("start", "end", "answerable"),
                     identity="bench",
                     quantize=False,

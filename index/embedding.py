@@ -56,18 +56,21 @@ def _fingerprint(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file's contents, read in 1 MB blocks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _weights_digest(path: Path) -> str:
     # The fingerprint reads sizes and configs only; a cached int8 export must change with
     # the weights themselves, and be shared by every install of the same model (hashing
     # MiniLM's 91 MB takes about 0.15 s, once per load).
-    h = hashlib.sha256()
-    for f in sorted(
-        p for p in path.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".bin")
-    ):
-        with f.open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:16]
+    weights = sorted(p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin"))
+    return ",".join(sha256_of(p)[:16] for p in weights if p.is_file())
 
 
 class Embedder:

@@ -62,7 +62,6 @@ class OnnxModule:
         identity: str,
         cache_dir: Path | None = None,
         quantize: bool = True,
-        threads: int | None = None,
     ) -> None:
         try:
             import onnxruntime as ort
@@ -101,7 +100,7 @@ class OnnxModule:
                 graph = quantized(graph)
             _store(cache_dir, key, graph)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
         # ONNX Runtime's pool threads spin after each run waiting for the next by default;
         # on two cores that spinning would take the core the tokenizer, the other model and

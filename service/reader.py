@@ -14,7 +14,6 @@ weights' sha256 is checked at load, and a mismatch is an error, never a silent f
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import threading
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from index.embedding import sha256_of
 from index.errors import ModelUnavailable
 from index.int8 import OnnxModule
 from index.precision import PAD_MULTIPLE, Precision, cast
@@ -65,14 +65,6 @@ Logits = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 class ReaderIntegrityError(ModelUnavailable):
     """The reader's weights are missing or are not the ones the manifest names."""
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def build_network(base: Path) -> Any:
@@ -321,17 +313,32 @@ def load_checked(
     if precision != "int8":
         cast(net.encoder, precision)
         return net, tokenizer
+    identity = f"{name}:{actual}"  # the checked sha256 of the shipped weights
+    return onnx_network(net, tokenizer, outputs, identity=identity, cache_dir=cache_dir), tokenizer
+
+
+def onnx_network(
+    net: Any,
+    tokenizer: Any,
+    outputs: Sequence[str],
+    *,
+    identity: str,
+    cache_dir: Path | None = None,
+    quantize: bool = True,
+) -> OnnxModule:
+    """``net`` (called with a question-passage pair's ids, mask and token types) run by ONNX
+    Runtime, int8 unless ``quantize`` is false (see ``index.int8``)."""
     example = tokenizer(["a question?"] * 2, ["a passage."] * 2, return_tensors="pt")
     names = ("input_ids", "attention_mask", "token_type_ids")
-    onnx = OnnxModule(
+    return OnnxModule(
         net,
         [example[n] for n in names],
         names,
         outputs,
-        identity=f"{name}:{actual}",  # the checked sha256 of the shipped weights
+        identity=identity,
         cache_dir=cache_dir,
+        quantize=quantize,
     )
-    return onnx, tokenizer
 
 
 def padded_batch(requests: Sequence[Windows]) -> Windows:
