@@ -17,7 +17,12 @@ The formats groundqa runs (``GROUNDQA_MODEL_PRECISION``): fp32 and bf16 in PyTor
 converts the encoder; the heads stay fp32), and int8: the fp32 network exported to ONNX, its
 MatMul weights quantized per channel and run by ONNX Runtime (``index.int8``). Measured
 beside them: ``torch-int8``, PyTorch's dynamic quantization of the Linear layers, weights per
-channel (per tensor lost more), and ``onnx-fp32``, the exported graph unquantized.
+channel (per tensor lost more), ``onnx-fp32``, the exported graph unquantized, and
+``int8-serial``: int8 with a batch's rows run one after another on all threads instead of side
+by side, one core each (``OnnxModule.side_by_side``).
+
+``--speed-only`` skips the reader's and the support model's quality evaluations (minutes per
+format) and keeps the timings and the embedder's recall.
 
 The issue's bars: recall@5 may drop by at most 0.5 points and reader F1 by at most 1 point.
 """
@@ -45,7 +50,7 @@ SQUAD = ROOT.parent / "shared" / "benchmarks" / "squad2" / "dev-split.json"
 OUT = ROOT / "bench" / "results" / "precision.json"
 MAX_RECALL_DROP_POINTS = 0.5
 MAX_F1_DROP_POINTS = 1.0
-FORMATS = ("fp32", "bf16", "int8", "torch-int8", "onnx-fp32")
+FORMATS = ("fp32", "bf16", "int8", "int8-serial", "torch-int8", "onnx-fp32")
 SERVED = ("fp32", "bf16", "int8")  # the formats GROUNDQA_MODEL_PRECISION offers
 
 
@@ -76,8 +81,10 @@ def embedding_model(fmt: str, path: str) -> Any:
     match fmt:
         case "torch-int8":
             return torch_int8(model)
-        case "int8" | "onnx-fp32":
-            return onnx_sentence_transformer(model, identity="bench", quantize=fmt == "int8")
+        case "int8" | "int8-serial" | "onnx-fp32":
+            model = onnx_sentence_transformer(model, identity="bench", quantize=fmt != "onnx-fp32")
+            model[0].model.run.side_by_side = fmt != "int8-serial"
+            return model
         case _:
             return cast(model, "bf16" if fmt == "bf16" else "fp32")
 
@@ -118,7 +125,9 @@ def embedder(paragraphs: list[Any], questions: list[Any], formats: list[str]) ->
     return out
 
 
-def reader(paragraphs: list[Any], questions: list[Any], formats: list[str]) -> dict[str, Any]:
+def reader(
+    paragraphs: list[Any], questions: list[Any], formats: list[str], quality: bool = True
+) -> dict[str, Any]:
     from evals import reader as reader_eval
     from service import reader as service_reader
 
@@ -137,12 +146,15 @@ def reader(paragraphs: list[Any], questions: list[Any], formats: list[str]) -> d
     out: dict[str, Any] = {"read5_questions": len(reads)}
     load = service_reader.Reader._load
     for fmt in formats:
-        precision: Precision = fmt if fmt in SERVED else "fp32"  # type: ignore[assignment]
+        served = fmt if fmt in SERVED else "int8" if fmt == "int8-serial" else "fp32"
+        precision: Precision = served  # type: ignore[assignment]
 
         def _load(self: Any, fmt: str = fmt) -> None:
             load(self)
             if fmt == "torch-int8":
                 self._net.encoder = torch_int8(self._net.encoder)
+            elif fmt == "int8-serial":
+                self._net.side_by_side = False
             elif fmt == "onnx-fp32":
                 self._net = service_reader.onnx_network(
                     self._net,
@@ -163,20 +175,27 @@ def reader(paragraphs: list[Any], questions: list[Any], formats: list[str]) -> d
                 t0 = time.perf_counter()
                 r.read(q, ps)
                 ms.append((time.perf_counter() - t0) * 1000)
-            fig = reader_eval.run(
-                service_reader.MODEL_DIR, SQUAD, with_support=False, precision=precision
+            fig = (
+                reader_eval.run(
+                    service_reader.MODEL_DIR, SQUAD, with_support=False, precision=precision
+                )
+                if quality
+                else None
             )
         finally:
             service_reader.Reader._load = load  # type: ignore[method-assign]
         out[fmt] = {
             "read5_median_ms": round(float(np.median(ms)), 1),
             "read5_p90_ms": round(float(np.percentile(ms, 90)), 1),
-            "hasans_em": round(100 * fig["hasans_em_never_abstaining"], 2),
-            "hasans_f1": round(100 * fig["hasans_f1_never_abstaining"], 2),
-            "hasans_contains": round(fig["hasans_contains_never_abstaining"], 4),
-            "auc_answerable_vs_not": fig["by_margin"]["auc_answerable_vs_not"],
-            "best_overall_f1": fig["by_margin"]["best_overall_f1"],
         }
+        if fig is not None:
+            out[fmt] |= {
+                "hasans_em": round(100 * fig["hasans_em_never_abstaining"], 2),
+                "hasans_f1": round(100 * fig["hasans_f1_never_abstaining"], 2),
+                "hasans_contains": round(fig["hasans_contains_never_abstaining"], 4),
+                "auc_answerable_vs_not": fig["by_margin"]["auc_answerable_vs_not"],
+                "best_overall_f1": fig["by_margin"]["best_overall_f1"],
+            }
         print("reader", fmt, out[fmt], flush=True)
     return out
 
@@ -210,25 +229,28 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--formats", default=",".join(FORMATS), help="comma-separated; fp32 first")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--speed-only", action="store_true", help="skip the reader and support evals")
     args = ap.parse_args(argv)
     formats = args.formats.split(",")
     if formats[0] != "fp32" or not set(formats) <= set(FORMATS):
         ap.error(f"--formats: fp32 first, then any of {FORMATS}")
     paragraphs, questions = squad.load(SQUAD)
     emb = embedder(paragraphs, questions, formats)
-    rd = reader(paragraphs, questions, formats)
-    sup = support(formats)
+    rd = reader(paragraphs, questions, formats, quality=not args.speed_only)
+    sup = {} if args.speed_only else support(formats)
 
     def verdict(fmt: str) -> dict[str, Any]:
         drop_r5 = 100 * (emb["fp32"]["recall@5"] - emb[fmt]["recall@5"])
-        drop_f1 = rd["fp32"]["hasans_f1"] - rd[fmt]["hasans_f1"]
-        return {
+        out = {
             "embedder_speedup": round(emb[fmt]["tokens_per_s"] / emb["fp32"]["tokens_per_s"], 2),
             "reader_speedup": round(rd["fp32"]["read5_median_ms"] / rd[fmt]["read5_median_ms"], 2),
             "recall@5_drop_points": round(drop_r5, 2),
-            "reader_f1_drop_points": round(drop_f1, 2),
-            "adoptable": drop_r5 <= MAX_RECALL_DROP_POINTS and drop_f1 <= MAX_F1_DROP_POINTS,
         }
+        if "hasans_f1" in rd[fmt]:
+            drop_f1 = rd["fp32"]["hasans_f1"] - rd[fmt]["hasans_f1"]
+            out["reader_f1_drop_points"] = round(drop_f1, 2)
+            out["adoptable"] = drop_r5 <= MAX_RECALL_DROP_POINTS and drop_f1 <= MAX_F1_DROP_POINTS
+        return out
 
     result = {
         "bench": "precision",
@@ -242,6 +264,7 @@ def main(argv: list[str] | None = None) -> None:
         "embedder": emb,
         "reader": rd,
         "support": sup,
+        "quality_measured": not args.speed_only,
         **{fmt: verdict(fmt) for fmt in formats[1:]},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

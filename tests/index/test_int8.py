@@ -54,6 +54,34 @@ def test_the_export_keeps_rows_and_tokens_free() -> None:
     assert np.allclose(tokens.numpy(), want_tokens.numpy(), atol=0.05)  # int8 weights
 
 
+def test_rows_side_by_side_match_each_row_read_alone() -> None:
+    """A batch's rows run in parallel on the single-threaded session, longest first; each
+    row's outputs must be those of that row run alone, in the batch's order, with its
+    padding positions zero."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run = _tiny(None)
+    finally:
+        torch.set_num_threads(threads)
+    assert run._narrow is not None  # two threads: the side-by-side path is taken
+    ids = torch.randint(1, 50, (5, 9))
+    mask = torch.zeros_like(ids)
+    lengths = [9, 3, 7, 1, 5]
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1
+    types = torch.zeros_like(ids)
+    tokens, rows = run(ids, mask, types)
+    assert tuple(tokens.shape) == (5, 9) and tuple(rows.shape) == (5,)
+    for i, n in enumerate(lengths):
+        alone_tokens, alone_rows = run(
+            ids[i : i + 1, :n], mask[i : i + 1, :n], types[i : i + 1, :n]
+        )
+        assert np.array_equal(tokens[i, :n].numpy(), alone_tokens[0].numpy())
+        assert float(rows[i]) == float(alone_rows[0])
+        assert not tokens[i, n:].any()
+
+
 def test_an_export_is_cached_checked_and_rebuilt_when_corrupt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
