@@ -82,9 +82,12 @@ def embedding_model(fmt: str, path: str) -> Any:
         case "torch-int8":
             return torch_int8(model)
         case "int8" | "int8-serial" | "onnx-fp32":
-            model = onnx_sentence_transformer(model, identity="bench", quantize=fmt != "onnx-fp32")
-            model[0].model.run.side_by_side = fmt != "int8-serial"
-            return model
+            return onnx_sentence_transformer(
+                model,
+                identity="bench",
+                quantize=fmt != "onnx-fp32",
+                side_by_side=fmt != "int8-serial",
+            )
         case _:
             return cast(model, "bf16" if fmt == "bf16" else "fp32")
 
@@ -146,22 +149,22 @@ def reader(
     out: dict[str, Any] = {"read5_questions": len(reads)}
     load = service_reader.Reader._load
     for fmt in formats:
-        served = fmt if fmt in SERVED else "int8" if fmt == "int8-serial" else "fp32"
+        served = fmt if fmt in SERVED else "fp32"
         precision: Precision = served  # type: ignore[assignment]
 
         def _load(self: Any, fmt: str = fmt) -> None:
             load(self)
             if fmt == "torch-int8":
                 self._net.encoder = torch_int8(self._net.encoder)
-            elif fmt == "int8-serial":
-                self._net.side_by_side = False
-            elif fmt == "onnx-fp32":
+            elif fmt in ("int8-serial", "onnx-fp32"):
+                net = self._net
                 self._net = service_reader.onnx_network(
-                    self._net,
+                    lambda: net,
                     self._tokenizer,
                     ("start", "end", "answerable"),
                     identity="bench",
-                    quantize=False,
+                    quantize=fmt == "int8-serial",
+                    side_by_side=False,
                 )
 
         service_reader.Reader._load = _load  # type: ignore[method-assign]

@@ -26,7 +26,7 @@ import os
 import tempfile
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -50,13 +50,14 @@ def default_cache_dir() -> Path:
 
 
 class OnnxModule:
-    """A network's forward pass run by ONNX Runtime, int8 unless ``quantize`` is false: torch
+    """The forward pass of the network ``network()`` returns (eval mode, fp32; called only when
+    its graph is not cached) run by ONNX Runtime, int8 unless ``quantize`` is false: torch
     tensors in, torch tensors out, so code written for the PyTorch module calls it unchanged.
     Safe to share between threads (ONNX Runtime sessions are)."""
 
     def __init__(
         self,
-        module: Any,
+        network: Callable[[], Any],
         example: Sequence[Any],
         inputs: Sequence[str],
         outputs: Sequence[str],
@@ -64,6 +65,7 @@ class OnnxModule:
         identity: str,
         cache_dir: Path | None = None,
         quantize: bool = True,
+        side_by_side: bool = True,
     ) -> None:
         try:
             import onnxruntime as ort
@@ -97,18 +99,19 @@ class OnnxModule:
         ).hexdigest()[:24]
         graph = _cached(cache_dir, key)
         if graph is None:
-            graph = export(module, example, inputs, outputs)
+            # built only here: on a cache hit no fp32 network is made (about 1 s a model)
+            graph = export(network(), example, inputs, outputs)
             if quantize:
                 graph = quantized(graph)
             _store(cache_dir, key, graph)
         self.threads = max(1, torch.get_num_threads())
-        self.session = _session(ort, graph, self.threads)
         # Rows of one batch run side by side, one core each, on a single-threaded session
         # (ONNX Runtime sessions take concurrent runs): one row of 192 tokens keeps two
         # threads only partly busy, and ten reader rows took 208 ms side by side against
-        # 238 ms one after another on both threads (2 cores). A lone row gets every thread.
-        self._narrow = _session(ort, graph, 1) if self.rowwise and self.threads > 1 else None
-        self.side_by_side = self._narrow is not None  # false: rows one after another
+        # 238 ms one after another on both threads (2 cores). A lone row runs on one thread
+        # too: a second, multi-threaded session for it held 45 MB more a model.
+        self.side_by_side = side_by_side and self.rowwise and self.threads > 1
+        self.session = _session(ort, graph, 1 if self.side_by_side else self.threads)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         # which outputs have a token axis, to pad back to the batch's width (row by row)
@@ -134,11 +137,11 @@ class OnnxModule:
         rows, width = mask.shape
         lengths = [max(int(n), 1) for n in mask.sum(axis=1).tolist()]
 
-        def run(i: int, session: Any) -> list[np.ndarray]:
+        def run(i: int) -> list[np.ndarray]:
             n = lengths[i]
             feed = {name: a[i : i + 1, :n] for name, a in zip(self.inputs, arrays, strict=True)}
             out = []
-            for k, o in enumerate(session.run(None, feed)):
+            for k, o in enumerate(self.session.run(None, feed)):
                 if self._per_token[k] and n < width:  # padding positions read as zeros
                     pad = [(0, 0)] * o.ndim
                     pad[1] = (0, width - n)
@@ -146,16 +149,13 @@ class OnnxModule:
                 out.append(o)
             return out
 
-        if rows > 1 and self.side_by_side and self._narrow is not None:
+        if rows > 1 and self.side_by_side:
             # longest first, so that no core is left with a long row at the end
             order = sorted(range(rows), key=lambda i: -lengths[i])
-            narrow = self._narrow
-            done = dict(
-                zip(order, self._workers().map(lambda i: run(i, narrow), order), strict=True)
-            )
+            done = dict(zip(order, self._workers().map(run, order), strict=True))
             results = [done[i] for i in range(rows)]
         else:
-            results = [run(i, self.session) for i in range(rows)]
+            results = [run(i) for i in range(rows)]
         if not rows:
             return [np.zeros((0,)) for _ in self._per_token]
         return [np.concatenate([r[k] for r in results]) for k in range(len(self._per_token))]
@@ -292,7 +292,12 @@ def _store(cache_dir: Path | None, key: str, graph: bytes) -> None:
 
 
 def onnx_sentence_transformer(
-    model: Any, *, identity: str, cache_dir: Path | None = None, quantize: bool = True
+    model: Any,
+    *,
+    identity: str,
+    cache_dir: Path | None = None,
+    quantize: bool = True,
+    side_by_side: bool = True,
 ) -> Any:
     """``model`` (a sentence-transformers model whose first module wraps a transformers
     encoder) with that encoder run by ONNX Runtime (int8 unless ``quantize`` is false);
@@ -317,21 +322,23 @@ def onnx_sentence_transformer(
             return self.encoder(**dict(zip(names, inputs, strict=True))).last_hidden_state
 
     run = OnnxModule(
-        Hidden().eval(),
+        lambda: Hidden().eval(),
         [example[n] for n in names],
         names,
         ("last_hidden_state",),
         identity=identity,
         cache_dir=cache_dir,
         quantize=quantize,
+        side_by_side=side_by_side,
     )
+    config = encoder.config  # not the encoder itself: its fp32 weights are no longer needed
 
     class OnnxEncoder(torch.nn.Module):
         """Stands in for the transformers encoder inside sentence-transformers."""
 
         def __init__(self) -> None:
             super().__init__()
-            self.config = encoder.config
+            self.config = config
             self.run = run
             # sentence-transformers reads the device off a parameter or buffer
             self.register_buffer("anchor", torch.zeros(1), persistent=False)

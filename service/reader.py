@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -302,42 +302,52 @@ def load_checked(
             f"{manifest.get('sha256')}: the file is corrupt or was replaced; restore it "
             f"with `git checkout -- service/models/{name}`"
         )
-    base = base or _minilm_path()
-    net = build(base)
-    state = {k: v.float() for k, v in load_file(str(weights)).items()}
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith("encoder.embeddings.") for k in missing):
-        raise error(f"{name} weights do not fit the network: missing {missing}, extra {unexpected}")
-    net.eval()
-    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    root = base or _minilm_path()
+
+    def network() -> Any:
+        net = build(root)
+        state = {k: v.float() for k, v in load_file(str(weights)).items()}
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith("encoder.embeddings.") for k in missing):
+            raise error(
+                f"{name} weights do not fit the network: missing {missing}, extra {unexpected}"
+            )
+        return net.eval()
+
+    tokenizer = AutoTokenizer.from_pretrained(str(root))
     if precision != "int8":
+        net = network()
         cast(net.encoder, precision)
         return net, tokenizer
     identity = f"{name}:{actual}"  # the checked sha256 of the shipped weights
-    return onnx_network(net, tokenizer, outputs, identity=identity, cache_dir=cache_dir), tokenizer
+    run = onnx_network(network, tokenizer, outputs, identity=identity, cache_dir=cache_dir)
+    return run, tokenizer
 
 
 def onnx_network(
-    net: Any,
+    network: Callable[[], Any],
     tokenizer: Any,
     outputs: Sequence[str],
     *,
     identity: str,
     cache_dir: Path | None = None,
     quantize: bool = True,
+    side_by_side: bool = True,
 ) -> OnnxModule:
-    """``net`` (called with a question-passage pair's ids, mask and token types) run by ONNX
-    Runtime, int8 unless ``quantize`` is false (see ``index.int8``)."""
+    """The network ``network()`` builds (called with a question-passage pair's ids, mask and
+    token types; built only when not cached) run by ONNX Runtime, int8 unless ``quantize``
+    is false (see ``index.int8``)."""
     example = tokenizer(["a question?"] * 2, ["a passage."] * 2, return_tensors="pt")
     names = ("input_ids", "attention_mask", "token_type_ids")
     return OnnxModule(
-        net,
+        network,
         [example[n] for n in names],
         names,
         outputs,
         identity=identity,
         cache_dir=cache_dir,
         quantize=quantize,
+        side_by_side=side_by_side,
     )
 
 

@@ -36,11 +36,19 @@ class Tiny(torch.nn.Module):
         return h[..., 0] + types, h[:, 0, 1]
 
 
-def _tiny(cache: Path | None) -> int8.OnnxModule:
+def _tiny(cache: Path | None, built: list[Tiny] | None = None) -> int8.OnnxModule:
+    """Tiny run by ONNX Runtime; each network built is appended to ``built``."""
     example = [torch.ones(2, 5, dtype=torch.long)] * 3
     names = ("input_ids", "attention_mask", "token_type_ids")
+
+    def network() -> Tiny:
+        net = Tiny().eval()
+        if built is not None:
+            built.append(net)
+        return net
+
     return int8.OnnxModule(
-        Tiny().eval(), example, names, ("tokens", "rows"), identity="tiny:1", cache_dir=cache
+        network, example, names, ("tokens", "rows"), identity="tiny:1", cache_dir=cache
     )
 
 
@@ -64,7 +72,7 @@ def test_rows_side_by_side_match_each_row_read_alone() -> None:
         run = _tiny(None)
     finally:
         torch.set_num_threads(threads)
-    assert run._narrow is not None  # two threads: the side-by-side path is taken
+    assert run.side_by_side  # two threads: the side-by-side path is taken
     ids = torch.randint(1, 50, (5, 9))
     mask = torch.zeros_like(ids)
     lengths = [9, 3, 7, 1, 5]
@@ -85,7 +93,9 @@ def test_rows_side_by_side_match_each_row_read_alone() -> None:
 def test_an_export_is_cached_checked_and_rebuilt_when_corrupt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _tiny(tmp_path)
+    built: list[Tiny] = []
+    _tiny(tmp_path, built)
+    assert len(built) == 1
     (graph,) = tmp_path.glob("*.onnx")
     assert graph.with_suffix(".sha256").is_file()
 
@@ -93,7 +103,8 @@ def test_an_export_is_cached_checked_and_rebuilt_when_corrupt(
         raise AssertionError("exported again although the cache holds the graph")
 
     monkeypatch.setattr(int8, "export", no_export)
-    _tiny(tmp_path)  # from the cache
+    _tiny(tmp_path, built)  # from the cache, without building the fp32 network
+    assert len(built) == 1
     graph.write_bytes(graph.read_bytes()[:-10])  # torn or tampered
     with pytest.raises(AssertionError, match="exported again"), caplog.at_level(logging.WARNING):
         _tiny(tmp_path)
