@@ -6,8 +6,8 @@ Measured in the same run, on the same questions and the same loaded model:
 (a) baseline: the bare ``Index.search(question, k=retrieve_k)`` (embedding + dense + BM25),
     the floor any answer built on retrieval pays;
 (b) groundqa: ``QA.ask`` in extractive mode (condense, retrieve, evidence, read, answer,
-    verify, abstain), with its per-stage split, its models in the default precision (bf16
-    where the CPU computes it natively, see ``index.precision``);
+    verify, abstain), with its per-stage split, its models in the configured precision (int8
+    on a CPU by default, see ``index.precision``);
 (b0) the same pipeline with every model in fp32 (``GROUNDQA_MODEL_PRECISION=fp32``), on the
     same index, interleaved with (b): what the precision saves.
 

@@ -4,7 +4,7 @@ Run: ``.venv/bin/python -m bench.ingest [--squad PATH] [--repeat N]``; writes
 ``bench/results/ingest.json``. All three pipelines use the same model, loaded before timing.
 
 (a) raw: ``SentenceTransformer.encode`` in fp32 over groundqa's chunk texts (embedding only;
-    groundqa's own embedder runs bf16 where the CPU has it, see ``index.precision``)
+    groundqa's own embedder runs int8 on a CPU, see ``index.precision``)
 (b) groundqa: ``Index.ingest`` into a fresh data dir (read, chunk, embed, Chroma, BM25)
 (c) LangChain: TextLoader + RecursiveCharacterTextSplitter + HuggingFaceEmbeddings +
     ``Chroma.from_documents`` into a temp dir

@@ -1,10 +1,11 @@
 """Where serving memory goes, stage by stage, on an index ``bench.scale`` built.
 
-Run: ``.venv/bin/python -m bench.memory build/scale/1000/data build/scale/10000/data``; writes
-``bench/results/memory.json``. Each data dir is measured in a fresh process: RSS after
-importing, after opening the index and its first search (Chroma's vector index and the BM25
-index load), after loading the models and answering, and the keyword index's own arrays.
-The difference between two sizes, divided by the difference in chunks, is the cost per chunk.
+Run: ``.venv/bin/python -m bench.memory build/scale/1000/data build/scale/10000/data [--out
+FILE]``; writes ``bench/results/memory.json`` by default. Each data dir is measured in a fresh
+process: RSS after importing, after opening the index and its first search (Chroma's vector
+index and the BM25 index load), after loading each model and answering, and the keyword
+index's own arrays. The difference between two sizes, divided by the difference in chunks, is
+the cost per chunk.
 """
 
 from __future__ import annotations
@@ -52,6 +53,13 @@ def measure(data_dir: Path) -> dict[str, Any]:
         out["keyword_matrix_mb"] = round(
             sum(scores[k].nbytes for k in ("data", "indices", "indptr")) / 2**20, 1
         )
+    # each model on its own, then whatever warmup loads besides them
+    qa.reader.warmup()
+    out["reader_loaded"] = rss_mb()
+    qa.support.warmup()
+    out["support_loaded"] = rss_mb()
+    qa.linguist.warmup()
+    out["linguist_loaded"] = rss_mb()
     qa.warmup()
     out["models_warm"] = rss_mb()
     for q in ("Who founded the university?", "When was the treaty signed?", "What is a gene?"):
@@ -64,8 +72,14 @@ def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         print(json.dumps(measure(Path(sys.argv[2]))))
         return
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data_dirs", nargs="+")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
     results = {}
-    for d in sys.argv[1:]:
+    for d in args.data_dirs:
         proc = subprocess.run(
             [sys.executable, "-m", "bench.memory", "--child", d],
             cwd=ROOT,
@@ -83,8 +97,8 @@ def main() -> None:
         for k in ("first_search", "models_warm", "after_answers"):
             per_chunk[k] = round((b[k] - a[k]) * 1024 / n, 2) if n else None
     doc = {"bench": "memory", "results": results, "kb_per_chunk": per_chunk}
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(doc, indent=2))
 
 

@@ -34,8 +34,7 @@ class IndexSettings(BaseSettings):
     embedding_batch_size: int = Field(default=64, ge=1, le=4096)
     embedding_device: str = "cpu"
     # The number format of every model's forward pass (embedder, reader, support model):
-    # auto is bf16 where the hardware computes it natively, else int8 on a CPU (see
-    # index.precision).
+    # auto is int8 on a CPU, bf16 on a GPU that computes it natively (see index.precision).
     model_precision: PrecisionSetting = "auto"
     # Where int8 models, exported and quantized from the shipped weights at first load, are
     # kept for the next start (index.int8); nothing else is cached there.

@@ -37,7 +37,7 @@ UNRELATED = (
 
 @pytest.fixture(scope="module")
 def reader() -> Reader:
-    # as the service runs it (bf16 where the CPU computes it natively, else int8)
+    # as the service runs it (int8 on a CPU)
     settings = IndexSettings()
     r = Reader(precision=settings.precision, cache_dir=settings.model_cache_dir)
     r.warmup()
@@ -263,13 +263,16 @@ def test_bf16_reads_as_fp32_does() -> None:
 
 
 def test_int8_reads_as_fp32_does(tmp_path: Path) -> None:
-    """int8 (the default on CPUs without native bf16) finds the same spans as fp32 here;
-    bench/precision.py measures the whole dev split (HasAns F1 0.16 points lower)."""
+    """int8 (the default on CPUs) reads where fp32 reads: overlapping
+    spans, margins within 1.5. Not the same spans: ONNX Runtime's int8 kernels differ by CPU,
+    and on AVX-512 VNNI "Who led the Norse raiders?" gave "…under their leader Rollo" for
+    "Rollo". bench/precision.py measures the whole dev split (HasAns F1 0.16 points lower
+    than fp32 on AVX2, 0.58 on AVX-512 VNNI)."""
     fp32, q8 = Reader(precision="fp32"), Reader(precision="int8", cache_dir=tmp_path)
     questions = ["Who led the Norse raiders?", "To which king did they swear fealty?", "Why?"]
     for q in questions:
         passages = [PASSAGE, PASSAGE[:90]]  # two lengths: padding must not change a reading
         for a, b in zip(fp32.read(q, passages), q8.read(q, passages), strict=True):
             assert a is not None and b is not None
-            assert (a.start, a.end) == (b.start, b.end), q
+            assert a.start < b.end and b.start < a.end, (q, a, b)
             assert abs(a.margin - b.margin) < 1.5, (q, a.margin, b.margin)

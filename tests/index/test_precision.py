@@ -20,10 +20,10 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-def test_auto_is_bf16_exactly_where_the_cpu_computes_it_else_int8() -> None:
+def test_auto_is_int8_on_a_cpu_and_bf16_is_detected() -> None:
     native = bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
     assert precision.native_bf16("cpu") is native
-    assert precision.resolve("auto") == ("bf16" if native else "int8")
+    assert precision.resolve("auto") == "int8"
     assert precision.resolve("fp32") == "fp32"
     assert precision.resolve("bf16") == "bf16"  # asked for explicitly: honoured
     assert precision.resolve("int8") == "int8"
