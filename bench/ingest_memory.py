@@ -19,17 +19,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from bench.scale import WORK, _child, build_corpus
+from bench.scale import ROOT, WORK, _child, build_corpus, proc_rss_mb
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results" / "ingest-memory.json"
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 def main() -> None:
@@ -67,7 +59,7 @@ def main() -> None:
                 "chunks": chunks,
                 "embedded": embedded,
                 "server": server,
-                "chroma_server_rss_mb_after": _rss_mb(pid),
+                "chroma_server_rss_mb_after": proc_rss_mb(pid),
             }
             print(size, json.dumps(results[str(size)]), flush=True)
     sizes = sorted(results, key=int)

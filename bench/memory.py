@@ -10,12 +10,15 @@ the cost per chunk.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from bench.scale import proc_rss_mb
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -26,10 +29,7 @@ OUT = ROOT / "bench" / "results" / "memory.json"
 
 
 def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+    return proc_rss_mb()
 
 
 def measure(data_dir: Path) -> dict[str, Any]:
@@ -72,8 +72,6 @@ def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         print(json.dumps(measure(Path(sys.argv[2]))))
         return
-    import argparse
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data_dirs", nargs="+")
     ap.add_argument("--out", type=Path, default=OUT)

@@ -61,6 +61,14 @@ BIN = Path(sys.executable).parent
 COLLECTION = "groundqa"
 
 
+def proc_rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float:
+    """A process's ``field`` of ``/proc/PID/status`` (resident set by default), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 # --- corpora -------------------------------------------------------------------------------
 
 
@@ -286,10 +294,7 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_mb(self, field: str = "VmRSS") -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return round(int(line.split()[1]) / 1024, 1)
-        return 0.0
+        return proc_rss_mb(self.proc.pid, field)
 
 
 def ask_sequential(url: str, questions: list[str]) -> dict[str, Any]:

@@ -263,11 +263,11 @@ def test_bf16_reads_as_fp32_does() -> None:
 
 
 def test_int8_reads_as_fp32_does(tmp_path: Path) -> None:
-    """int8 (the default on CPUs) reads where fp32 reads: overlapping
-    spans, margins within 1.5. Not the same spans: ONNX Runtime's int8 kernels differ by CPU,
-    and on AVX-512 VNNI "Who led the Norse raiders?" gave "…under their leader Rollo" for
-    "Rollo". bench/precision.py measures the whole dev split (HasAns F1 0.16 points lower
-    than fp32 on AVX2, 0.58 on AVX-512 VNNI)."""
+    """int8 (the default on CPUs) reads where fp32 reads: overlapping spans, margins within
+    1.5. Not the same spans: ONNX Runtime's int8 kernels differ by CPU, and on AVX-512 VNNI
+    "Who led the Norse raiders?" gave "…under their leader Rollo" for "Rollo".
+    bench/precision.py measures the whole dev split (HasAns F1 0.16 points lower than fp32 on
+    AVX2, 0.58 on AVX-512 VNNI)."""
     fp32, q8 = Reader(precision="fp32"), Reader(precision="int8", cache_dir=tmp_path)
     questions = ["Who led the Norse raiders?", "To which king did they swear fealty?", "Why?"]
     for q in questions:
