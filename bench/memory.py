@@ -45,7 +45,7 @@ def measure(data_dir: Path) -> dict[str, Any]:
     qa.index.search("the history of the city", 20)
     out["first_search"] = rss_mb()
     keyword = next(iter(qa.index._keywords.values()))
-    docs = getattr(keyword, "_docs", {})
+    docs = getattr(keyword, "_docs", None) or {}
     out["keyword_token_arrays_mb"] = round(sum(a.nbytes for a in docs.values()) / 2**20, 1)
     _, retriever = getattr(keyword, "_state", ([], None))
     if retriever is not None:

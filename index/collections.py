@@ -296,7 +296,7 @@ class Collections:
                     _drop(self.client, n)
                 dropped.append(n)
                 if path.exists():
-                    path.unlink()
+                    shutil.rmtree(path)
                     files.append(str(path))
             with unavailable(self.settings):
                 _drop(self.client, f"{name}{_REGISTRY}")

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import re
+import shutil
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -300,6 +301,9 @@ class Index:
                 "the embedding model changed; ingest the whole corpus folder to rebuild the index"
             )
         col = self._existing(target)
+        # A collection this run creates starts its keyword index from nothing, rather than
+        # reading back from Chroma what this run is about to write.
+        fresh_target = col is None
         manifest = self._manifest(target) if col is not None else {}
         with unavailable(self.settings):
             if manifest and col is not None and col.count() == 0:
@@ -315,7 +319,9 @@ class Index:
                 self._collections[target] = col
             return col
 
-        adds = Tokens()  # what the keyword index gains, tokenised as each group is written
+        # What the keyword index gains, tokenised as each group is written and spilled to
+        # unlisted segments, so ingest's memory does not grow with the corpus.
+        adds = Tokens(self._keyword_path(target))
         removes: list[str] = []
         dirty = False
 
@@ -380,15 +386,20 @@ class Index:
                 active=target, model=embedder.fingerprint, dimension=embedder.dimension
             )
             report.rebuilt = rebuilding
-            # The keyword index is reconciled against Chroma (already holding this run's
-            # writes) when its stamp is not the one this run started from; re-applying is safe.
-            keyword = self._keyword(target, None if rebuilding else pointer.version)
-            keyword.update(adds, removes, version)
+            if fresh_target:
+                keyword = self._keyword_index(target)
+                keyword.update(adds, removes, version, replace=True)
+            else:
+                # Reconciled against Chroma (already holding this run's writes) when its stamp
+                # is not the one this run started from; re-applying is safe.
+                keyword = self._keyword(target, None if rebuilding else pointer.version)
+                keyword.update(adds, removes, version)
             self._remember(version)
             if rebuilding and pointer.active is not None:
                 store.drop(pointer.active)
                 self._keywords.pop(pointer.active, None)
                 self._collections.pop(pointer.active, None)
+                shutil.rmtree(self._keyword_path(pointer.active), ignore_errors=True)
         elif dirty:
             keyword = self._keyword(target, pointer.version)
             version = store.bump()
@@ -557,29 +568,38 @@ class Index:
         scope = hashlib.sha256(
             f"{where}\0{self.settings.chroma_tenant}\0{self.settings.chroma_database}".encode()
         ).hexdigest()[:8]
-        return self.settings.data_dir / "keyword" / f"{physical}.{scope}.npz"
+        return self.settings.data_dir / "keyword" / f"{physical}.{scope}"
 
-    def _keyword(
-        self, physical: str, version: str | None, *, reading: bool = False
-    ) -> KeywordIndex:
-        """The keyword index of ``physical``, rebuilt from Chroma when its stamp is stale."""
+    def _keyword_index(self, physical: str) -> KeywordIndex:
+        """The keyword index object of ``physical``, as stored; nothing is checked or loaded."""
         with self._read_lock:
             keyword = self._keywords.get(physical)
             if keyword is None:
                 match self.settings.keyword_backend:
                     case "bm25s":
-                        keyword = BM25Index(self._keyword_path(physical))
+                        path = self._keyword_path(physical)
+                        # Before segments, one file held the index; it is rebuilt from Chroma.
+                        path.with_name(f"{path.name}.npz").unlink(missing_ok=True)
+                        keyword = BM25Index(path)
                     case "chroma":
                         raise ConfigError(
                             "keyword_backend 'chroma' needs Chroma's distributed service (native "
                             "BM25 sparse index); local Chroma has no sparse indexing: use 'bm25s'"
                         )
                 self._keywords[physical] = keyword
+            return keyword
+
+    def _keyword(
+        self, physical: str, version: str | None, *, reading: bool = False
+    ) -> KeywordIndex:
+        """The keyword index of ``physical``, rebuilt from Chroma when its stamp is stale."""
+        keyword = self._keyword_index(physical)
+        with self._read_lock:
             stale = version is None or keyword.version != version
             if stale and reading and self._write_depth and keyword.version is not None:
                 # A write of this process moved the stamp; it updates this index when done.
                 return keyword
-            if stale and len(keyword) == 0:
+            if stale and keyword.version is None:
                 log.info("building the keyword index of %s from Chroma", physical)
                 keyword.rebuild(self._all_texts(physical), version or "")
             elif stale:

@@ -1,8 +1,9 @@
 """The keyword side of hybrid retrieval: BM25 kept in step with the Chroma collection.
 
-``KeywordIndex`` is the seam. ``BM25Index`` (bm25s) is built at ingest time, updated with each
-change set and persisted under ``data_dir/keyword/<collection>.npz`` together with the Chroma
-version stamp it reflects, so a process can tell when another one changed the collection.
+``KeywordIndex`` is the seam. ``BM25Index`` (bm25s) keeps each change set as a segment of
+token ids under ``data_dir/keyword/<collection>.<scope>/``, listed in a manifest together with
+the Chroma version stamp it reflects, so a process can tell when another one changed the
+collection. Ingest writes segments as it goes; a searching process loads them and scores.
 
 A deployment on Chroma's distributed service could implement ``KeywordIndex`` on Chroma's native
 BM25 sparse index instead; local and single-node Chroma refuse that with "Sparse vector indexing
@@ -11,15 +12,30 @@ is not enabled in local", which is why ``keyword_backend="chroma"`` is refused h
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import logging
 import os
 import re
 import threading
-from collections.abc import Collection, Iterable, Sequence
+import time
+import uuid
+import zipfile
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from index.errors import IndexUnavailable
+
+log = logging.getLogger(__name__)
+_MANIFEST = "MANIFEST.json"
+# Segments a loading process merges beyond: a fresh 100k-chunk ingest writes about 25.
+_COMPACT_AT = 8
+_ORPHAN_SECONDS = 86400
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 # Function words that carry no topic; kept short so questions still match on their content words.
@@ -111,14 +127,20 @@ def tokenize(text: str) -> list[str]:
 class Tokens:
     """Chunks tokenised for the keyword index as ingest writes them.
 
-    Ids into a vocabulary of this batch, 4 bytes a token, so an ingest holds a compact array
-    per chunk until the index is updated, rather than every chunk's text.
+    Ids into a vocabulary of this batch, 4 bytes a token. With ``spill`` (the index's folder),
+    every ``limit`` chunks are written there as a segment that no manifest lists yet; the
+    index's ``update`` lists them. An ingest then holds at most ``limit`` chunks' tokens,
+    however large the corpus.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, spill: Path | None = None, limit: int = 4096) -> None:
+        self.spill = spill
+        self.limit = limit
         self.vocab: dict[str, int] = {}
         self.ids: list[str] = []
         self.arrays: list[np.ndarray] = []
+        self.segments: list[str] = []
+        self._count = 0
 
     def add(self, chunk_id: str, text: str) -> None:
         vocab = self.vocab
@@ -126,9 +148,50 @@ class Tokens:
         self.arrays.append(
             np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokenize(text)), np.int32)
         )
+        self._count += 1
+        if self.spill is not None and len(self.ids) >= self.limit:
+            self.flush(self.spill)
+
+    def flush(self, folder: Path) -> list[str]:
+        """Write what is still held to a segment in ``folder``; every segment written so far."""
+        if self.spill is not None and folder != self.spill:
+            raise ValueError(f"these tokens spill to {self.spill}, not {folder}")
+        if self.ids:
+            words = sorted(self.vocab, key=self.vocab.__getitem__)
+            self.segments.append(write_segment(folder, words, self.ids, self.arrays))
+            self.vocab, self.ids, self.arrays = {}, [], []
+        return list(self.segments)
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return self._count
+
+
+def write_segment(
+    folder: Path,
+    vocab: Sequence[str],
+    ids: Sequence[str],
+    arrays: Sequence[np.ndarray],
+    removed: Iterable[str] = (),
+) -> str:
+    """Write one segment (ids removed, then chunks added) to ``folder``; returns its name.
+
+    Nothing reads it until a manifest lists it, so a crash mid-write leaves only an orphan.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{uuid.uuid4().hex}.npz"
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    if len(arrays):
+        np.cumsum([len(a) for a in arrays], out=offsets[1:])
+    flat = np.concatenate(arrays).astype(np.int32) if len(arrays) else np.zeros(0, np.int32)
+    np.savez(
+        folder / name,
+        vocab=np.array(list(vocab), dtype=str),
+        ids=np.array(list(ids), dtype=str),
+        tokens=flat,
+        offsets=offsets,
+        removed=np.array(list(removed), dtype=str),
+    )
+    return name
 
 
 class KeywordIndex(Protocol):
@@ -144,10 +207,15 @@ class KeywordIndex(Protocol):
         ...
 
     def update(
-        self, add: Sequence[tuple[str, str]] | Tokens, remove: Iterable[str], version: str
+        self,
+        add: Sequence[tuple[str, str]] | Tokens,
+        remove: Iterable[str],
+        version: str,
+        *,
+        replace: bool = False,
     ) -> None:
         """Index ``(chunk_id, text)`` pairs (or tokenised chunks), drop ids, and record the
-        collection version."""
+        collection version; with ``replace``, ``add`` becomes the whole index."""
         ...
 
     def rebuild(self, items: Iterable[tuple[str, str]], version: str) -> None:
@@ -239,121 +307,202 @@ def _fast_bm25() -> Any:
 
 
 class BM25Index:
-    """bm25s over stored token ids; updates re-score in memory, never per query."""
+    """bm25s over token ids stored as segments in a folder; loaded and scored on first search.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.version: str | None = None
+    ``MANIFEST.json`` lists the segments in order with the Chroma version they reflect.
+    ``update`` writes a segment and lists it, so a process that only writes (``groundqa
+    ingest``) never loads the index nor builds its score matrix, and its memory does not grow
+    with the corpus. A process that has searched applies each update in memory too and
+    re-scores before it returns, so a search never waits on a build after the first. The
+    first process to load more than ``_COMPACT_AT`` segments merges them into one.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
         self._lock = threading.Lock()
         self._vocab: dict[str, int] = {}
-        self._docs: dict[str, np.ndarray] = {}  # chunk id -> token ids (int32)
+        self._docs: dict[str, np.ndarray] | None = None  # chunk id -> token ids; None: not loaded
+        self._segments: list[str] = []  # what _docs reflects
+        self._built = False
         # Row order and retriever are swapped as one tuple so a concurrent search never mixes them.
         self._state: tuple[list[str], Any] = ([], None)
-        self._load()
+        self.version: str | None = self._read_manifest()[0]
 
     def __len__(self) -> int:
-        return len(self._docs)
+        with self._lock:
+            return len(self._loaded())
 
     def ids(self) -> set[str]:
         with self._lock:
-            return set(self._docs)
+            return set(self._loaded())
 
-    # Persistence ---------------------------------------------------------------------------
+    # Storage -------------------------------------------------------------------------------
 
-    def _load(self) -> None:
-        if not self.path.exists():
-            return
+    def _read_manifest(self) -> tuple[str | None, list[str]]:
         try:
-            with np.load(self.path, allow_pickle=False) as data:
-                vocab = [str(t) for t in data["vocab"]]
-                ids = [str(i) for i in data["ids"]]
-                flat = data["tokens"]
-                offsets = data["offsets"]
-                version = str(data["version"])
-        except (OSError, ValueError, KeyError):
-            return  # a damaged file is rebuilt from Chroma by the caller
-        self._vocab = {t: i for i, t in enumerate(vocab)}
-        self._docs = {cid: flat[offsets[i] : offsets[i + 1]] for i, cid in enumerate(ids)}
-        self.version = version or None
-        self._build()
+            data = json.loads((self.folder / _MANIFEST).read_text(encoding="utf-8"))
+            return (str(data["version"]) or None), [str(n) for n in data["segments"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None, []  # none yet, or damaged: the caller rebuilds it from Chroma
 
-    def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    @contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        # Other processes (a CLI ingest next to a server) list segments in the same manifest.
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / ".lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _write_manifest(self, version: str | None, segments: list[str]) -> None:
+        tmp = self.folder / f".{_MANIFEST}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({"version": version or "", "segments": segments}), "utf-8")
+        os.replace(tmp, self.folder / _MANIFEST)
+
+    def _commit(self, new: list[str], version: str, *, replace: bool) -> list[str]:
+        """List ``new`` after the manifest's segments (or instead of them); returns the list."""
+        with self._file_lock():
+            _, old = self._read_manifest()
+            segments = new if replace else [*old, *new]
+            self._write_manifest(version, segments)
+        if replace:
+            self._delete(s for s in old if s not in new)
+        return segments
+
+    def _delete(self, names: Iterable[str]) -> None:
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                (self.folder / name).unlink()
+        # Segments no manifest lists: a write that crashed. A day's grace keeps those of an
+        # ingest still running.
+        listed = set(self._read_manifest()[1])
+        cutoff = time.time() - _ORPHAN_SECONDS
+        for path in self.folder.glob("*.npz"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.name not in listed and path.stat().st_mtime < cutoff:
+                    path.unlink()
+
+    def _apply(self, names: Iterable[str]) -> None:
+        assert self._docs is not None
+        docs, vocab = self._docs, self._vocab
+        for name in names:
+            with np.load(self.folder / name, allow_pickle=False) as data:
+                words = data["vocab"]
+                ids, flat, offsets = data["ids"], data["tokens"], data["offsets"]
+                removed = data["removed"]
+            for cid in removed:
+                docs.pop(str(cid), None)
+            # the segment's own token ids, mapped onto this index's vocabulary
+            table = np.fromiter(
+                (vocab.setdefault(str(w), len(vocab)) for w in words), np.int32, len(words)
+            )
+            flat = table[flat] if len(flat) else flat
+            for i, cid in enumerate(ids):
+                docs[str(cid)] = flat[offsets[i] : offsets[i + 1]]
+
+    def _loaded(self) -> dict[str, np.ndarray]:
+        """The token ids of every chunk, read from the segments on first use (lock held)."""
+        if self._docs is not None:
+            return self._docs
+        for _ in range(3):
+            version, segments = self._read_manifest()
+            self._docs, self._vocab = {}, {}
+            try:
+                self._apply(segments)
+            except FileNotFoundError:
+                continue  # merged by another process after we read its manifest: read again
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+                log.warning("keyword index %s is damaged (%s): rebuilding it", self.folder, exc)
+                version, segments = None, []
+                self._docs, self._vocab = {}, {}
+            self.version, self._segments = version, segments
+            if len(segments) > _COMPACT_AT:
+                self._compact()
+            return self._docs
+        raise IndexUnavailable(f"keyword index {self.folder} kept changing while it loaded")
+
+    def _compact(self) -> None:
+        """Merge the segments this process holds into one, unless the manifest moved on."""
+        assert self._docs is not None
+        segments = self._segments
         ids = list(self._docs)
-        arrays = [self._docs[i] for i in ids]
-        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-        if arrays:
-            offsets[1:] = np.cumsum([len(a) for a in arrays])
-        flat = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int32)
         vocab = sorted(self._vocab, key=self._vocab.__getitem__)
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(
-            tmp,
-            vocab=np.array(vocab, dtype=str),
-            ids=np.array(ids, dtype=str),
-            tokens=flat.astype(np.int32),
-            offsets=offsets,
-            version=np.array(self.version or ""),
-        )
-        os.replace(tmp, self.path)
-
-    # Building ------------------------------------------------------------------------------
-
-    def _token_ids(self, text: str) -> np.ndarray:
-        vocab = self._vocab
-        ids = []
-        for tok in tokenize(text):
-            tid = vocab.get(tok)
-            if tid is None:
-                tid = vocab[tok] = len(vocab)
-            ids.append(tid)
-        return np.array(ids, dtype=np.int32)
+        merged = write_segment(self.folder, vocab, ids, [self._docs[i] for i in ids])
+        with self._file_lock():
+            version, now = self._read_manifest()
+            moved = now != segments
+            if not moved:
+                self._write_manifest(version, [merged])
+                self._segments = [merged]
+        self._delete([merged] if moved else segments)
 
     def _build(self) -> None:
-        ids = list(self._docs)
+        docs = self._loaded()
+        ids = list(docs)
         if not ids:
-            self._state = ([], None)
+            self._state, self._built = ([], None), True
             return
         if "" not in self._vocab:
             self._vocab[""] = len(self._vocab)
         retriever = _fast_bm25()
-        retriever.index(([self._docs[i] for i in ids], dict(self._vocab)), show_progress=False)
+        retriever.index(([docs[i] for i in ids], dict(self._vocab)), show_progress=False)
         self._state = (ids, retriever)
+        self._built = True
+
+    # Writing -------------------------------------------------------------------------------
 
     def update(
-        self, add: Sequence[tuple[str, str]] | Tokens, remove: Iterable[str], version: str
+        self,
+        add: Sequence[tuple[str, str]] | Tokens,
+        remove: Iterable[str],
+        version: str,
+        *,
+        replace: bool = False,
     ) -> None:
+        if not isinstance(add, Tokens):
+            tokens = Tokens(self.folder)
+            for cid, text in add:
+                tokens.add(cid, text)
+            add = tokens
+        added = add.flush(self.folder)
+        removed = list(remove)
+        # Removals first: they name chunks of earlier segments, never ones this change adds.
+        new = [write_segment(self.folder, (), (), (), removed)] if removed else []
+        new += added
         with self._lock:
-            for cid in remove:
-                self._docs.pop(cid, None)
-            if isinstance(add, Tokens):
-                # the batch's own token ids, mapped onto this index's vocabulary
-                words = sorted(add.vocab, key=add.vocab.__getitem__)
-                table = np.array(
-                    [self._vocab.setdefault(w, len(self._vocab)) for w in words], dtype=np.int32
-                )
-                for cid, arr in zip(add.ids, add.arrays, strict=True):
-                    self._docs[cid] = table[arr] if len(arr) else arr
-            else:
-                for cid, text in add:
-                    self._docs[cid] = self._token_ids(text)
-            self.version = version
-            self._build()
-            self._save()
+            segments = self._commit(new, version, replace=replace)
+            self.version = version or None
+            if self._docs is None:
+                return  # nothing in memory to keep in step: the first search loads it
+            if replace:
+                self._docs, self._vocab, self._segments = {}, {}, []
+            self._apply(new)
+            # What memory holds; when another process listed segments in between, the two
+            # differ and compaction declines (a later version check catches this one up).
+            self._segments = [*self._segments, *new]
+            if len(segments) > _COMPACT_AT:
+                self._compact()
+            if self._built:
+                self._build()
 
     def rebuild(self, items: Iterable[tuple[str, str]], version: str) -> None:
-        with self._lock:
-            self._vocab = {}
-            self._docs = {cid: self._token_ids(text) for cid, text in items}
-            self.version = version
-            self._build()
-            self._save()
+        # Tokenised page by page as Chroma yields them, spilled to segments as they fill.
+        tokens = Tokens(self.folder)
+        for cid, text in items:
+            tokens.add(cid, text)
+        self.update(tokens, (), version, replace=True)
 
     # Query ---------------------------------------------------------------------------------
 
     def search(
         self, query: str, k: int, *, allowed: Collection[str] | None = None
     ) -> list[tuple[str, float]]:
+        if not self._built:
+            with self._lock:
+                if not self._built:
+                    self._build()
         ids, retriever = self._state
         if retriever is None or not ids or k <= 0 or (allowed is not None and not allowed):
             return []

@@ -77,6 +77,32 @@ def test_reingest_unchanged_embeds_nothing(
     assert chunk_ids(settings) == ids
 
 
+def test_ingest_writes_the_keyword_index_without_loading_it(
+    corpus: Path, make_settings: MakeSettings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An ingest process holds a group's tokens at a time: it spills them to segments, lists
+    # them, and neither reads the corpus back from Chroma nor builds BM25 scores.
+    from index import keyword
+
+    settings = make_settings(corpus)
+    idx = Index(settings, embedder=embedder)
+    monkeypatch.setattr(Index, "_all_texts", lambda *a: pytest.fail("read back from Chroma"))
+    monkeypatch.setattr(keyword, "_fast_bm25", lambda: pytest.fail("built BM25 at ingest"))
+    idx.ingest()
+    (notes := corpus / "sub" / "notes.md").write_text(
+        "# Volcano notes\n\n" + sentences("volcano", 30)
+    )
+    idx.ingest()
+    (kw,) = idx._keywords.values()
+    assert isinstance(kw, keyword.BM25Index) and kw._docs is None
+    monkeypatch.undo()
+    searcher = Index(settings, embedder=embedder)  # another process: loads, scores, finds
+    hits = searcher.search("volcano report", 5)
+    assert hits[0].chunk.source == notes.relative_to(corpus).as_posix()
+    assert hits[0].keyword_rank is not None
+    assert all(h.keyword_rank is None for h in searcher.search("glacier", 5))
+
+
 def test_changed_file_is_reembedded_and_deleted_file_removed(
     corpus: Path, make_settings: MakeSettings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
