@@ -168,6 +168,4 @@ def test_tokenised_batches_index_the_same_as_texts(tmp_path: Path) -> None:
         assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-6)
         assert {c for c, _ in got} == {c for c, _ in want} or len(got) == 10
     # and it persists like the text path
-    assert BM25Index(tmp_path / "b").search("river term3", 5) == by_tokens.search(
-        "river term3", 5
-    )
+    assert BM25Index(tmp_path / "b").search("river term3", 5) == by_tokens.search("river term3", 5)
