@@ -140,7 +140,6 @@ class Tokens:
         self.ids: list[str] = []
         self.arrays: list[np.ndarray] = []
         self.segments: list[str] = []
-        self._count = 0
 
     def add(self, chunk_id: str, text: str) -> None:
         vocab = self.vocab
@@ -148,7 +147,6 @@ class Tokens:
         self.arrays.append(
             np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokenize(text)), np.int32)
         )
-        self._count += 1
         if self.spill is not None and len(self.ids) >= self.limit:
             self.flush(self.spill)
 
@@ -161,9 +159,6 @@ class Tokens:
             self.segments.append(write_segment(folder, words, self.ids, self.arrays))
             self.vocab, self.ids, self.arrays = {}, [], []
         return list(self.segments)
-
-    def __len__(self) -> int:
-        return self._count
 
 
 def write_segment(
@@ -208,7 +203,7 @@ class KeywordIndex(Protocol):
 
     def update(
         self,
-        add: Sequence[tuple[str, str]] | Tokens,
+        add: Iterable[tuple[str, str]] | Tokens,
         remove: Iterable[str],
         version: str,
         *,
@@ -421,6 +416,7 @@ class BM25Index:
             if len(segments) > _COMPACT_AT:
                 self._compact()
             return self._docs
+        self._docs = None  # not loaded: the next use tries again
         raise IndexUnavailable(f"keyword index {self.folder} kept changing while it loaded")
 
     def _compact(self) -> None:
@@ -455,13 +451,14 @@ class BM25Index:
 
     def update(
         self,
-        add: Sequence[tuple[str, str]] | Tokens,
+        add: Iterable[tuple[str, str]] | Tokens,
         remove: Iterable[str],
         version: str,
         *,
         replace: bool = False,
     ) -> None:
         if not isinstance(add, Tokens):
+            # tokenised as they come (Chroma's pages on a rebuild), spilled as they fill
             tokens = Tokens(self.folder)
             for cid, text in add:
                 tokens.add(cid, text)
@@ -488,11 +485,7 @@ class BM25Index:
                 self._build()
 
     def rebuild(self, items: Iterable[tuple[str, str]], version: str) -> None:
-        # Tokenised page by page as Chroma yields them, spilled to segments as they fill.
-        tokens = Tokens(self.folder)
-        for cid, text in items:
-            tokens.add(cid, text)
-        self.update(tokens, (), version, replace=True)
+        self.update(items, (), version, replace=True)
 
     # Query ---------------------------------------------------------------------------------
 
