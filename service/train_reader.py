@@ -10,7 +10,11 @@ Data, all from ``../shared/training/`` (never SQuAD 2.0 dev):
 * swapped-entity unanswerables (``--swaps``): an answerable question whose named entity found in
   its paragraph is replaced by another of the same kind that the paragraph never mentions ("the
   president of Iran" asked of a paragraph on Syria's), labelled "no answer", because a reader
-  trained only on the above answers with a span of the right kind in the wrong slot.
+  trained only on the above answers with a span of the right kind in the wrong slot;
+* in-paragraph swaps (``--swaps-present``): the same, but the new entity is one the paragraph
+  does mention, away from the answer's sentence ("which Iranian airbase" asked of a paragraph
+  whose only base is Russian and which mentions Iran elsewhere), because a reader trained on
+  absent names learns only to look for the name, not where it stands.
 
 The run is seeded and deterministic in its data order, logs JSON lines to ``--log``, and
 checkpoints every ``--checkpoint-every`` steps; ``--resume`` continues from the checkpoint with
@@ -104,7 +108,10 @@ class Example:
     context: str
     answer_start: int  # -1: no answer in this context
     answer_text: str
-    kind: str  # "answerable", "unanswerable", "negative", "swap"
+    kind: str  # one of KINDS
+
+
+KINDS = ("answerable", "unanswerable", "negative", "swap", "swap-present")
 
 
 @dataclass(slots=True)
@@ -118,6 +125,7 @@ class Config:
     unanswerable: int = 0  # SQuAD 2.0 unanswerable questions (all: 0)
     negatives: int = 10_000  # same-article negative pairs
     swaps: int = 0  # swapped-entity unanswerables, made from answerable questions
+    swaps_present: int = 0  # the same with an entity the paragraph mentions elsewhere
     max_articles: int = 0  # read only the first N articles (smoke tests); 0 = all
     epochs: float = 1.0
     batch_size: int = 32
@@ -173,17 +181,35 @@ SWAP_LABELS = frozenset(
 )
 
 
-def swapped(items: list[tuple[Example, str]], n: int, rng: random.Random) -> list[Example]:
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(]?[A-Z0-9])")
+
+
+def _sentence_at(context: str, at: int) -> str:
+    """The sentence of ``context`` around offset ``at`` (a plain split: training data only)."""
+    lo = max((m.end() for m in _SENTENCE_END.finditer(context, 0, at)), default=0)
+    hi = next((m.start() for m in _SENTENCE_END.finditer(context, at)), len(context))
+    return context[lo:hi]
+
+
+def swapped(
+    items: list[tuple[Example, str]], n: int, rng: random.Random, present: bool = False
+) -> list[Example]:
     """Up to ``n`` unanswerables made from answerable ``(example, article title)`` pairs: one
     named entity of the question that its paragraph mentions is replaced by one of the same
-    kind, from another article's questions, that the paragraph does not mention."""
+    kind, from another article's questions, that the paragraph does not mention.
+
+    ``present``: the original entity must stand in the answer's sentence, and the new one,
+    from another question of the same article, is mentioned by the paragraph but not in that
+    sentence. Some of these stay answerable by another span (SQuAD paragraphs list parallel
+    facts); the sentence rule keeps that rare rather than impossible."""
     if n <= 0 or not items:
         return []
     from service.nlp import load_spacy
 
     nlp = load_spacy()
-    # parse a few times more questions than needed: many have no usable entity
-    pool = rng.sample(items, min(len(items), n * 3))
+    # parse a few times more questions than needed: many have no usable entity (in-paragraph
+    # swaps also need another question of the article naming something of the same kind)
+    pool = rng.sample(items, min(len(items), n * (10 if present else 3)))
     docs = nlp.pipe([e.question for e, _ in pool], batch_size=256)
     found: list[tuple[Example, str, list[tuple[int, int, str, str]]]] = []
     by_label: dict[str, list[tuple[str, str]]] = {}
@@ -210,18 +236,33 @@ def swapped(items: list[tuple[Example, str]], n: int, rng: random.Random) -> lis
             for a, b, label, text in ents
             if text.lower() in ctx and text.lower() not in answer and answer not in text.lower()
         ]
+        if present:
+            sentence = _sentence_at(ex.context, ex.answer_start).lower()
+            usable = [u for u in usable if u[3].lower() in sentence]
         if not usable:
             continue
         a, b, label, text = rng.choice(usable)
-        choices = [
-            t
-            for t, other in by_label.get(label, [])
-            if other != title and t.lower() not in ctx and t.lower() != text.lower()
-        ]
+        if present:
+            asked = ex.question.lower()
+            choices = [
+                t
+                for t in dict.fromkeys(t for t, other in by_label.get(label, []) if other == title)
+                if t.lower() in ctx
+                and t.lower() not in sentence
+                and t.lower() not in asked
+                and text.lower() not in t.lower()
+                and t.lower() not in answer
+            ]
+        else:
+            choices = [
+                t
+                for t, other in by_label.get(label, [])
+                if other != title and t.lower() not in ctx and t.lower() != text.lower()
+            ]
         if not choices:
             continue
         question = ex.question[:a] + rng.choice(choices) + ex.question[b:]
-        out.append(Example(question, ex.context, -1, "", "swap"))
+        out.append(Example(question, ex.context, -1, "", "swap-present" if present else "swap"))
     return out
 
 
@@ -273,9 +314,9 @@ def load_examples(cfg: Config) -> list[Example]:
                     continue
                 negatives.append(Example(question, other, -1, "", "negative"))
     # the swaps' own seeded draw, so that adding them leaves the other samples as they were
-    swaps = swapped(
-        list(zip(answerable, titles, strict=True)), cfg.swaps, random.Random(cfg.seed + 1)
-    )
+    pairs = list(zip(answerable, titles, strict=True))
+    swaps = swapped(pairs, cfg.swaps, random.Random(cfg.seed + 1))
+    swaps += swapped(pairs, cfg.swaps_present, random.Random(cfg.seed + 2), present=True)
     rng.shuffle(answerable)
     rng.shuffle(unanswerable)
     rng.shuffle(negatives)
@@ -434,10 +475,7 @@ def train(cfg: Config) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     t0 = time.time()
     examples = load_examples(cfg)
-    kinds = {
-        k: sum(e.kind == k for e in examples)
-        for k in ("answerable", "unanswerable", "negative", "swap")
-    }
+    kinds = {k: sum(e.kind == k for e in examples) for k in KINDS}
     windows = encode(cfg, examples, tokenizer)
     n_tokens = sum(len(w["input_ids"]) for w in windows)
     log(

@@ -183,6 +183,34 @@ def test_swapped_entity_questions_name_what_the_paragraph_does_not() -> None:
         assert inserted.strip("?") and inserted.strip("?").lower() not in e.context.lower()
 
 
+def test_in_paragraph_swaps_name_what_the_paragraph_says_elsewhere() -> None:
+    """An in-paragraph swap replaces an entity of the answer's sentence with one of the same
+    kind, asked about in the same article, that the paragraph mentions only in another
+    sentence: "which Iranian airbase" of a paragraph whose base is Russian."""
+    ctx = (
+        "Russia and Iran are allies in Syria. Russia plans a permanent military base in "
+        "Lattakia, on the coast. Iran sent advisers to Damascus."
+    )
+    title = "Russia and Iran"
+    questions = [
+        ("Where does Russia plan a permanent military base?", "Lattakia"),
+        ("Where did Iran send advisers?", "Damascus"),
+    ]
+    items = [(Example(q, ctx, ctx.index(a), a, "answerable"), title) for q, a in questions]
+    # another article's question: never a source for in-paragraph swaps
+    bridge = "Turkey built a bridge."
+    other = Example(
+        "What did Turkey build?", bridge, bridge.index("a bridge"), "a bridge", "answerable"
+    )
+    items.append((other, "Turkey"))
+    out = swapped(items, 10, random.Random(0), present=True)
+    assert {e.question for e in out} == {
+        "Where does Iran plan a permanent military base?",
+        "Where did Russia send advisers?",
+    }
+    assert all(e.kind == "swap-present" and e.answer_start == -1 for e in out)
+
+
 @pytest.mark.skipif(not DATA.is_dir(), reason="../shared/training is not here")
 def test_training_smoke(tmp_path: Path) -> None:
     """A few hundred examples for two steps: the script, export and manifest keep working."""
@@ -194,6 +222,7 @@ def test_training_smoke(tmp_path: Path) -> None:
         unanswerable=60,
         negatives=60,
         swaps=40,
+        swaps_present=20,
         max_articles=20,
         max_steps=2,
         batch_size=8,
@@ -207,7 +236,7 @@ def test_training_smoke(tmp_path: Path) -> None:
     assert manifest["config"]["seed"] == cfg.seed
     events = [json.loads(x) for x in (tmp_path / "work" / "train.log").open()]
     assert events[0]["event"] == "data" and events[-1]["event"] == "done"
-    assert 0 < events[0]["swap"] <= 40
+    assert 0 < events[0]["swap"] <= 40 and 0 < events[0]["swap-present"] <= 20
     # what it wrote loads and reads
     (span,) = Reader(out).read("Who led the Norse raiders?", [PASSAGE])
     assert span is not None and 0 <= span.start < span.end <= len(PASSAGE)
