@@ -260,6 +260,19 @@ def test_training_smoke(tmp_path: Path) -> None:
     assert train(stage2)["steps"] == 1
     events = [json.loads(x) for x in (tmp_path / "work2" / "train.log").open()]
     assert any(e["event"] == "init" and e["weights"] == str(out) for e in events)
+    # a time budget (a run on a lent machine) stops early and still writes a model that loads
+    budget = dataclasses.replace(
+        cfg,
+        work=str(tmp_path / "work4"),
+        log=str(tmp_path / "work4" / "train.log"),
+        out=str(tmp_path / "model4"),
+        max_steps=50,
+        max_seconds=1e-6,
+    )
+    assert train(budget)["steps"] == 0
+    events = [json.loads(x) for x in (tmp_path / "work4" / "train.log").open()]
+    assert any(e["event"] == "stopped" and e["reason"] == "max_seconds" for e in events)
+    assert Reader(tmp_path / "model4").read("Who led the Norse raiders?", [PASSAGE])
     (tmp_path / "model" / WEIGHTS).write_bytes(b"not the weights")
     with pytest.raises(SystemExit, match="sha256"):
         train(dataclasses.replace(stage2, work=str(tmp_path / "work3")))
