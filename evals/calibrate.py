@@ -391,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         "none": (),
         "without_name_missing": tuple(v for v in abstain.DEFAULT_VETOES if v != "name_missing"),
         "default": abstain.DEFAULT_VETOES,
+        "with_no_answer_type": ("no_answer_type", *abstain.DEFAULT_VETOES),
     }
     compared: dict[str, dict[str, float]] = {}
     best_key: tuple[float, str, str] | None = None

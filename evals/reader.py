@@ -163,7 +163,7 @@ SQuAD 2.0 dev (`../shared/benchmarks/squad2/dev-split.json`) was never trained o
 
 ## Training
 `make train-reader` (seeded; resumable from `build/reader/checkpoint.pt`; progress in
-`build/reader/train.log`; a second stage, `make train-reader-stage2`, in `build/reader/stage2/`).
+`build/reader/train.log`; `READER_DEVICE=cuda` on a GPU).
 Hyper-parameters:
 
 {hparams}
@@ -202,7 +202,7 @@ def write_card(model_dir: Path, fig: dict[str, Any]) -> Path:
     for n, st in enumerate(stages, 1):
         cfg, tr = st.get("config", {}), st.get("training", {})
         title = f"Stage {n} of {len(stages)}" if len(stages) > 1 else ""
-        skip = ("data", "out", "work", "log")
+        skip = ("data", "out", "work", "log", "base")
         hparams.append(
             (f"{title}:\n\n" if title else "")
             + "\n".join(f"- `{k}`: {v}" for k, v in cfg.items() if k not in skip)
@@ -216,7 +216,8 @@ def write_card(model_dir: Path, fig: dict[str, Any]) -> Path:
         )
         trainings.append(
             (f"{title}: t" if title else "T") + f"rained for {tr.get('steps', '?')} steps in "
-            f"{tr.get('train_seconds', 0) / 60:.0f} minutes on 2 CPU cores "
+            f"{tr.get('train_seconds', 0) / 60:.1f} minutes on "
+            f"{tr.get('hardware', '2 CPU cores')} "
             f"({tr.get('tokens_per_second', '?')} tokens/s, bfloat16 autocast)."
         )
     cfg = manifest.get("config", {})
