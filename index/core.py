@@ -82,6 +82,7 @@ class Index:
         self._keywords: dict[str, KeywordIndex] = {}
         self._pointer: Pointer | None = None
         self._pointer_at = 0.0
+        self._precision_warned = ""  # the index version last warned about (see _check_precision)
         self._collections: dict[str, Any] = {}
         self._scopes: dict[str, frozenset[str]] = {}  # scope -> chunk ids, see _scope_ids
 
@@ -199,6 +200,7 @@ class Index:
                 f"{pointer.model}, {pointer.dimension} dims) than {embedder.name!r} "
                 f"({embedder.fingerprint}); re-run `groundqa ingest` to rebuild it"
             )
+        self._check_precision(pointer)
         col = self._collection(pointer.active)
         keyword = self._keyword(pointer.active, pointer.version, reading=True)
         n = max(4 * k, 20)
@@ -328,8 +330,9 @@ class Index:
         def begin() -> None:
             nonlocal dirty
             if not dirty:
-                # Stamp before writing so readers elsewhere never trust a half-applied change.
-                store.bump()
+                # Stamp before writing so readers elsewhere never trust a half-applied change;
+                # the stamp also records the precision of the vectors about to be written.
+                store.bump(embedder.precision)
                 dirty = True
 
         group: list[tuple[Document, _Entry | None, list[Chunk]]] = []
@@ -383,7 +386,10 @@ class Index:
         if rebuilding or pointer.active is None:
             chunks_col()
             version = store.set_pointer(
-                active=target, model=embedder.fingerprint, dimension=embedder.dimension
+                active=target,
+                model=embedder.fingerprint,
+                dimension=embedder.dimension,
+                precisions=(embedder.precision,),
             )
             report.rebuilt = rebuilding
             if fresh_target:
@@ -550,6 +556,27 @@ class Index:
                 col = self._store.client.get_collection(physical, embedding_function=None)
             self._collections[physical] = col
         return col
+
+    def _check_precision(self, pointer: Pointer) -> None:
+        # Vectors of one model in two precisions agree closely but not exactly, and the
+        # abstention model was calibrated on one precision throughout: a bf16-built index
+        # searched with int8 questions moved confidences by up to 0.07 and turned one
+        # abstention of the default eval set into an answer (score 0.844 -> 0.828). Said once
+        # per index version, since replicas on different hardware may do this on purpose.
+        mine = self.embedder.precision
+        if not pointer.precisions or set(pointer.precisions) == {mine}:
+            return
+        if self._precision_warned == pointer.version:
+            return
+        self._precision_warned = pointer.version
+        log.warning(
+            "the index holds %s vectors and this process embeds questions in %s: answers and "
+            "confidences can differ from the calibrated ones; set GROUNDQA_MODEL_PRECISION to "
+            "match, or rebuild the index in %s (a fresh GROUNDQA_DATA_DIR or collection)",
+            "/".join(pointer.precisions),
+            mine,
+            mine,
+        )
 
     def _current_pointer(self, fresh: bool = False) -> Pointer:
         now = time.monotonic()

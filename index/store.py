@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -86,6 +86,9 @@ class Pointer:
     version: str
     model: str | None
     dimension: int | None
+    # the precisions whose vectors the active collection holds ("" when an older groundqa
+    # built it and did not say)
+    precisions: tuple[str, ...] = ()
 
 
 class Store:
@@ -123,21 +126,41 @@ class Store:
             version=str(meta.get("version") or ""),
             model=meta.get("model") or None,
             dimension=int(meta["dimension"]) if meta.get("dimension") else None,
+            precisions=tuple(p for p in str(meta.get("precisions") or "").split(",") if p),
         )
 
-    def set_pointer(self, *, active: str | None, model: str | None, dimension: int | None) -> str:
+    def set_pointer(
+        self,
+        *,
+        active: str | None,
+        model: str | None,
+        dimension: int | None,
+        precisions: Sequence[str] = (),
+    ) -> str:
         """Point at ``active`` and stamp a new version; returns the stamp."""
         version = uuid.uuid4().hex
         meta: dict[str, Any] = {"version": version, "kind": "groundqa-registry"}
         if active:
-            meta.update(active=active, model=model or "", dimension=dimension or 0)
+            meta.update(
+                active=active,
+                model=model or "",
+                dimension=dimension or 0,
+                precisions=",".join(sorted(set(precisions))),
+            )
         with unavailable(self.settings):
             self.registry().modify(metadata=meta)
         return version
 
-    def bump(self) -> str:
+    def bump(self, writing: str | None = None) -> str:
+        """A new stamp for the same collection; ``writing``: the precision of vectors about to
+        be added to it."""
         p = self.pointer()
-        return self.set_pointer(active=p.active, model=p.model, dimension=p.dimension)
+        return self.set_pointer(
+            active=p.active,
+            model=p.model,
+            dimension=p.dimension,
+            precisions=(*p.precisions, writing) if writing else p.precisions,
+        )
 
     def physical_name(self, fingerprint: str) -> str:
         return f"{self.name}-{fingerprint[:12]}"

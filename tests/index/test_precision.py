@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +65,24 @@ def test_bf16_vectors_match_fp32_and_share_the_collection() -> None:
     (_, sents_a), (_, sents_b) = fp32.encode_chunks(texts[:1]), bf16.encode_chunks(texts[:1])
     va, vb = sents_a[0].vectors, sents_b[0].vectors
     assert float(np.min(np.sum(va * vb, axis=1))) > 0.99
+
+
+def test_an_index_of_another_precision_is_named_once(
+    make_settings: Callable[..., IndexSettings], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The index records the precision of its vectors; a process that embeds questions in
+    another says so once, since answers then drift from the calibration."""
+    from index.core import Index
+
+    built = Index(make_settings(model_precision="fp32"))
+    built.ingest()
+    assert built._store.pointer().precisions == ("fp32",)
+    with caplog.at_level(logging.WARNING, logger="index.core"):
+        assert built.search("Who commands the Quds Force?", 3)
+    assert not [r for r in caplog.records if "vectors" in r.getMessage()]
+    other = Index(built.settings.model_copy(update={"model_precision": "int8"}))
+    with caplog.at_level(logging.WARNING, logger="index.core"):
+        assert other.search("Who commands the Quds Force?", 3)
+        assert other.search("Which airbase did Russian warplanes use?", 3)
+    said = [r.getMessage() for r in caplog.records if "vectors" in r.getMessage()]
+    assert len(said) == 1 and "fp32 vectors" in said[0] and "in int8" in said[0]
