@@ -470,11 +470,18 @@ def _stage(model_dir: Path) -> dict[str, Any]:
     return {k: manifest[k] for k in ("sha256", "config", "training") if k in manifest}
 
 
+def _base(cfg: Config) -> Path:
+    """The MiniLM directory a run starts from: ``--base``, else the package's."""
+    from service.reader import _minilm_path
+
+    return Path(cfg.base) if cfg.base else _minilm_path()
+
+
 def train(cfg: Config) -> dict[str, Any]:
     import torch
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-    from service.reader import _minilm_path, build_network, trainable_state
+    from service.reader import build_network, trainable_state
 
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -483,7 +490,7 @@ def train(cfg: Config) -> dict[str, Any]:
     work = Path(cfg.work)
     work.mkdir(parents=True, exist_ok=True)
     log = Log(Path(cfg.log))
-    base = Path(cfg.base) if cfg.base else _minilm_path()
+    base = _base(cfg)
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     t0 = time.time()
     examples = load_examples(cfg)
@@ -660,10 +667,10 @@ def export_checkpoint(cfg: Config) -> None:
     """Write the fp16 model from the last checkpoint (a run stopped early, or still running)."""
     import torch
 
-    from service.reader import _minilm_path, build_network
+    from service.reader import build_network
 
-    state = torch.load(Path(cfg.work) / "checkpoint.pt", weights_only=False)
-    net = build_network(_minilm_path())
+    state = torch.load(Path(cfg.work) / "checkpoint.pt", weights_only=False, map_location="cpu")
+    net = build_network(_base(cfg))
     net.load_state_dict(state["net"], strict=False)
     run = Config(**state["config"])
     # what the run's log says of its data (the checkpoint keeps only the weights and state)
