@@ -49,7 +49,7 @@ DEFAULT_SQUAD = (
     Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "squad2" / "dev-split.json"
 )
 MIN_ANSWER_RATE = 0.75
-FEATURE_VERSION = 8  # bump when features or the pipeline change, to invalidate the cache
+FEATURE_VERSION = 9  # bump when features or the pipeline change, to invalidate the cache
 
 
 def _sha256(path: Path) -> str:

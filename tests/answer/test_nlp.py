@@ -117,3 +117,18 @@ def test_a_question_word_swapped_for_its_opposite(linguist: Linguist) -> None:
     # stop words are not opposed ("be" and "differ" are WordNet antonyms)
     f = linguist.features("What is Russia proposing?", ["How Russia and Iran Differ on Syria"])
     assert f["antonym"] == 0.0
+
+
+def test_wordnet_other_names_of_a_place() -> None:
+    from service.lexicon import other_names
+
+    assert {"Russia", "Russian Federation"} <= other_names("Moscow")  # a capital, its country
+    assert "Tehran" in other_names("Iran") and "Iran" in other_names("Tehran")
+    assert {"United States", "U.S."} <= other_names("Americans")  # its people
+    assert "Netherlands" in other_names("Dutch")
+    assert "Iran" in other_names("Iran's")
+    # names that WordNet does not know, and organisations a country belongs to, are not aliases
+    assert other_names("Soleimani") == frozenset()
+    assert "NATO" not in other_names("US") and "North Atlantic Treaty Organization" not in (
+        other_names("US")
+    )

@@ -26,3 +26,14 @@ def test_text_sources_offsets_refer_to_the_file(default_index: Index) -> None:
     for info in default_index.sources():
         path = default_index.settings.corpus_dir / info.source
         assert default_index.document_text(info.source) == path.read_text(encoding="utf-8")
+
+
+def test_containing_finds_a_name_in_any_chunk_of_the_document(default_index: Index) -> None:
+    source = "000_e8b04126fa046505.txt"
+    texts = default_index.containing([source], ["Aleppo"])
+    assert texts and all("Aleppo" in t for t in texts)
+    # case-sensitive substrings, any of several, only in the documents asked
+    assert default_index.containing([source], ["aleppo"]) == []
+    assert default_index.containing([source], ["Nonexistentia", "Hamadan"])
+    assert default_index.containing(["no-such-document.txt"], ["Aleppo"]) == []
+    assert default_index.containing([source], []) == []
