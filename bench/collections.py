@@ -186,12 +186,10 @@ def part_latency(qa: Any, cols: Any, limit: int, seed: int, repeat: int) -> dict
         for _ in range(repeat):
             for q, scope in qs:
                 forget()
-                qa.linguist.forget(q)
                 t0 = time.perf_counter()
                 qa.ask(q, index=index)
                 plain.append((time.perf_counter() - t0) * 1000)
                 forget()
-                qa.linguist.forget(q)
                 t0 = time.perf_counter()
                 sources = scope.resolve(cols.sources(col))
                 qa.ask(q, index=index, sources=sources)

@@ -33,6 +33,7 @@ def rss_mb() -> float:
 
 
 def measure(data_dir: Path) -> dict[str, Any]:
+    from service import abstain
     from service.qa import QA
     from service.settings import Settings
 
@@ -58,8 +59,8 @@ def measure(data_dir: Path) -> dict[str, Any]:
     out["reader_loaded"] = rss_mb()
     qa.support.warmup()
     out["support_loaded"] = rss_mb()
-    qa.linguist.warmup()
-    out["linguist_loaded"] = rss_mb()
+    abstain.warmup()
+    out["wordnet_loaded"] = rss_mb()
     qa.warmup()
     out["models_warm"] = rss_mb()
     for q in ("Who founded the university?", "When was the treaty signed?", "What is a gene?"):

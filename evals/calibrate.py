@@ -35,9 +35,8 @@ from typing import Any
 import numpy as np
 
 from evals import metrics, squad
-from service import abstain, nlp, reader, support
+from service import abstain, reader, support
 from service.abstain import FEATURES, MODEL_PATH, anchor_texts
-from service.nlp import TokenEmbedder
 from service.reader import MANIFEST as READER_MANIFEST
 from service.reader import MODEL_DIR as READER_DIR
 from service.support import MANIFEST as SUPPORT_MANIFEST
@@ -165,24 +164,15 @@ def collect(
     return [rows[q.id] for q in questions if q.id in rows]
 
 
-def _refresh_text_features(rows: list[dict[str, Any]], embedder: TokenEmbedder) -> None:
+def _refresh_text_features(rows: list[dict[str, Any]]) -> None:
     """Recompute the features that read only the question and the answer sentences, so
     changing them needs no pipeline run."""
     from service import text as tx
     from service.abstain import text_features
-    from service.nlp import Linguist, empty_features
 
-    linguist = Linguist(embedder, cache_size=len(rows) * 3 + 16)
-    # parse and embed in large batches: far faster than question by question
-    texts = list(dict.fromkeys(t for r in rows for t in (r["question"], *r.get("anchor", []))))
-    linguist.parse(texts)
-    linguist.vectors(texts)
     for r in rows:
         if r.get("anchor"):
             r["features"].update(text_features(tx.analyse(r["question"]), r["anchor"]))
-            r["features"].update(linguist.features(r["question"], r["anchor"]))
-        else:
-            r["features"].update(empty_features(r["question"]))
 
 
 # The feature sets compared; the one with the best out-of-fold score is committed.
@@ -193,7 +183,6 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "reader+support": (*reader.FEATURES, *support.FEATURES),
     "reader+support+retrieval": (*reader.FEATURES, *support.FEATURES, *RETRIEVAL),
     "all_without_support": tuple(f for f in FEATURES if f not in support.FEATURES),
-    "reader+heuristics": tuple(f for f in FEATURES if f not in nlp.FEATURES),
     "all": FEATURES,
     "heuristics_only": tuple(f for f in FEATURES if f not in reader.FEATURES),
 }
@@ -361,11 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("shard %d/%d collected; run --refit when every shard is done", i_shard, n_shards)
         return 0
     rows = [r for r in rows if r.get("features")]
-    from index.embedding import get_embedder
-    from index.settings import IndexSettings
-
-    # the process-wide embedder: the same model object the pipeline runs above used
-    _refresh_text_features(rows, get_embedder(IndexSettings()))
+    _refresh_text_features(rows)
     y = labels(rows)
     answerable = [r for r in rows if not r["impossible"]]
     retrieval = {

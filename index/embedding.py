@@ -179,22 +179,6 @@ class Embedder:
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors, outputs
 
-    def encode_with_tokens(
-        self, texts: list[str]
-    ) -> tuple[np.ndarray, list[tuple[tuple[str, ...], np.ndarray]]]:
-        """``encode(texts)`` and ``token_vectors(texts)`` from one forward pass."""
-        if not texts:
-            return self.encode([]), []
-        sentences, outputs = self._forward(texts)
-        tokens = []
-        for o in outputs:
-            n = int(o["attention_mask"].sum())
-            pieces = self.tokenizer.convert_ids_to_tokens(o["input_ids"][:n].tolist())
-            v = _numpy(o["token_embeddings"])[:n]
-            v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-            tokens.append((tuple(pieces[1:-1]), v[1:-1]))  # without [CLS] and [SEP]
-        return sentences.astype(np.float32), tokens
-
     # Texts per forward call of encode_chunks: every text's token vectors are held until its
     # sentences are pooled (about 390 KB for 256 tokens), so a write group of 2,048 chunks in
     # one call peaked 1 GB above a 1k-chunk ingest; 128 at a time bounds that near 50 MB.
@@ -247,10 +231,6 @@ class Embedder:
             for spans, rows in zip(all_spans, pooled, strict=True)
         ]
         return vectors.astype(np.float32), sentences
-
-    def token_vectors(self, texts: list[str]) -> list[tuple[tuple[str, ...], np.ndarray]]:
-        """Each text's word pieces and their L2-normalized contextual vectors."""
-        return self.encode_with_tokens(texts)[1]
 
 
 def _numpy(tensor: Any) -> np.ndarray:

@@ -38,7 +38,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from service import lexicon, nlp
+from service import lexicon
 from service import reader as rd
 from service import support as sp
 from service import text as tx
@@ -67,7 +67,7 @@ FEATURES: tuple[str, ...] = (
     "negation_mismatch",
     "number_missing",
     "names_missing_context",
-    *nlp.FEATURES,  # computed by service.nlp.Linguist, which needs models
+    "antonym",
     *rd.FEATURES,  # the reader's scores (service.reader.Reading.features)
     *sp.FEATURES,  # the support model's check of the answer (service.support)
 )
@@ -136,7 +136,36 @@ def text_features(q: tx.QuestionInfo, texts: list[str]) -> dict[str, float]:
         "negation_mismatch": float(bool(_NEGATION.search(q.text)) and not _NEGATION.search(ctx)),
         "number_missing": float(any(n not in lower for n in numbers)),
         "names_missing_context": missing / len(names) if names else 0.0,
+        "antonym": float(swapped_for_opposite(q.text, texts)),
     }
+
+
+def swapped_for_opposite(question: str, texts: Sequence[str]) -> bool:
+    """Whether a content word of the question that the evidence lacks has its WordNet antonym
+    there instead ("When did exports *decrease*?" against "exports increased").
+
+    A sentence embedding and the reader both place a word near its opposite, so only a lexicon
+    tells them apart. Words are compared by WordNet's base forms; names (capitalised words
+    after the first) and stop words are never opposed."""
+    stops = lexicon.stop_words()
+    evidence = [w for t in texts for w, _, _ in tx.words(t)]
+    known: set[str] = set()
+    content: set[str] = set()
+    for w in evidence:
+        forms = lexicon.base_forms(w)
+        known |= forms
+        if w.isalpha() and w.lower() not in stops:
+            content |= forms
+    opposites = lexicon.antonyms()
+    for i, (w, _, _) in enumerate(tx.words(question)):
+        if not w.isalpha() or w.lower() in stops or (i > 0 and w[:1].isupper()):
+            continue
+        forms = lexicon.base_forms(w)
+        if forms & known:
+            continue
+        if any(a in content for f in forms for a in opposites.get(f, ())):
+            return True
+    return False
 
 
 def anchor_texts(ev: Evidence, s: Sentence | None) -> list[str]:
@@ -300,6 +329,12 @@ class Model:
             threshold=float(data["threshold"]),
             vetoes=tuple(data.get("vetoes", DEFAULT_VETOES)),
         )
+
+
+def warmup() -> None:
+    """Read WordNet now rather than on the first question (about 1 s)."""
+    lexicon.antonyms()
+    lexicon.stop_words()
 
 
 @lru_cache(maxsize=4)

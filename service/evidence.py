@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -313,28 +313,20 @@ def _new_spans(sentence: str, q: tx.QuestionInfo, q_lower: str) -> list[tuple[in
 class QueryCache:
     """Wraps an embedder so the question, embedded by retrieval, is not embedded again here.
 
-    Only single-text calls are cached (questions); everything else passes through. The same
-    forward pass keeps the question's token vectors for :mod:`service.nlp`.
+    Only single-text calls are cached (questions); everything else passes through.
     """
 
     def __init__(self, embedder: Embedder, size: int = 256) -> None:
         self._inner = embedder
-        self._memo: LRU[tuple[np.ndarray, Any]] = LRU(size)
+        self._memo: LRU[np.ndarray] = LRU(size)
         # Questions of concurrent requests are embedded together (see service.batching).
-        self._batcher: MicroBatcher[str, tuple[np.ndarray, Any]] = MicroBatcher(
+        self._batcher: MicroBatcher[str, np.ndarray] = MicroBatcher(
             self._embed_questions, max_items=32, wait_ms=2.0, name="question-embedding"
         )
 
-    def _embed_questions(self, texts: list[str]) -> list[tuple[np.ndarray, Any]]:
-        both = getattr(self._inner, "encode_with_tokens", None)
+    def _embed_questions(self, texts: list[str]) -> list[np.ndarray]:
         with _one_thread():
-            if both is not None:
-                vecs, tokens = both(texts)
-                return [
-                    (np.asarray(v, dtype=np.float32), t) for v, t in zip(vecs, tokens, strict=True)
-                ]
-            vecs = np.asarray(self._inner.encode(texts), dtype=np.float32)
-            return [(v, None) for v in vecs]
+            return list(np.asarray(self._inner.encode(texts), dtype=np.float32))
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
@@ -347,17 +339,10 @@ class QueryCache:
             return self._inner.encode(texts)
         hit = self._memo.get(texts[0])
         if hit is not None:
-            return hit[0][None, :].copy()
-        entry = self._batcher.submit(texts[0])
-        self._memo.put(texts[0], entry)
-        return entry[0][None, :].copy()
-
-    def token_vectors(self, texts: list[str]) -> list[tuple[tuple[str, ...], np.ndarray]]:
-        hit = self._memo.get(texts[0]) if len(texts) == 1 else None
-        if hit is not None and hit[1] is not None:
-            return [hit[1]]
-        result: list[tuple[tuple[str, ...], np.ndarray]] = self._inner.token_vectors(texts)  # type: ignore[attr-defined]
-        return result
+            return hit[None, :].copy()
+        vector = self._batcher.submit(texts[0])
+        self._memo.put(texts[0], vector)
+        return vector[None, :].copy()
 
 
 _THREADS_LOCK = threading.Lock()

@@ -19,6 +19,8 @@ import importlib.util
 import re
 import threading
 from collections import defaultdict
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from index.errors import ModelUnavailable
@@ -30,8 +32,29 @@ _MARKER = re.compile(r"\(\w+\)$")  # adjective position markers: "long(a)"
 # WordNet's synset "national capital": its instances name their country's government
 _NATIONAL_CAPITAL = "08691669"
 
+# WordNet's morphy: its exception lists, then these suffix rules, keeping only forms WordNet
+# lists for that part of speech (wndb(5WN), morphy(7WN))
+_EXCEPTIONS = {"n": "noun.exc", "v": "verb.exc", "a": "adj.exc", "r": "adv.exc"}
+_SUFFIXES: dict[str, tuple[tuple[str, str], ...]] = {
+    "n": (("s", ""), ("ses", "s"), ("ves", "f"), ("xes", "x"), ("zes", "z"), ("ches", "ch"),
+          ("shes", "sh"), ("men", "man"), ("ies", "y")),
+    "v": (("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""),
+          ("ing", "e"), ("ing", "")),
+    "a": (("er", ""), ("est", ""), ("er", "e"), ("est", "e")),
+    "r": (),
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    antonyms: dict[str, frozenset[str]]
+    names: dict[str, frozenset[str]]
+    pos: dict[str, str]  # lower-case lemma -> the parts of speech WordNet lists it under
+    exceptions: dict[str, dict[str, tuple[str, ...]]]  # pos -> inflected form -> base forms
+
+
 _lock = threading.Lock()
-_cache: tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]] | None = None
+_cache: _Tables | None = None
 
 
 def wordnet_dir() -> Path:
@@ -46,7 +69,7 @@ def wordnet_dir() -> Path:
     return path
 
 
-def _parse(path: Path) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+def _parse(path: Path) -> _Tables:
     words: dict[tuple[str, str], list[str]] = {}
     pointers: list[tuple[str, str, int, str, int]] = []
     proper: dict[tuple[str, str], list[str]] = {}  # synsets with capitalised lemmas
@@ -86,7 +109,20 @@ def _parse(path: Path) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[s
             pairs[a].add(b)
             pairs[b].add(a)
     antonyms = {w: frozenset(v - {w}) for w, v in pairs.items()}
-    return antonyms, _names(proper, links, instance)
+    pos_of: dict[str, str] = {}
+    for (p, _), lemmas in words.items():
+        for w in lemmas:
+            if p not in pos_of.get(w, ""):
+                pos_of[w] = pos_of.get(w, "") + p
+    exceptions: dict[str, dict[str, tuple[str, ...]]] = {}
+    for p, name in _EXCEPTIONS.items():
+        table: dict[str, tuple[str, ...]] = {}
+        for line in (path / name).read_text(encoding="latin-1").splitlines():
+            form, *bases = line.split()
+            if bases:
+                table[form.replace("_", " ")] = tuple(b.replace("_", " ") for b in bases)
+        exceptions[p] = table
+    return _Tables(antonyms, _names(proper, links, instance), pos_of, exceptions)
 
 
 def _names(
@@ -133,7 +169,7 @@ def _names(
     return {w: frozenset(g) for w, g in out.items()}
 
 
-def _load() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+def _load() -> _Tables:
     global _cache
     if _cache is None:
         with _lock:
@@ -144,14 +180,51 @@ def _load() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
 
 def antonyms() -> dict[str, frozenset[str]]:
     """Lower-case lemma -> its WordNet antonyms (any sense); loaded once per process."""
-    return _load()[0]
+    return _load().antonyms
+
+
+@lru_cache(maxsize=1)
+def stop_words() -> frozenset[str]:
+    """spaCy's English stop words (326), read from its installed package without importing
+    spaCy (whose import alone takes a second and tens of MB): the antonym check leaves them
+    out, since WordNet pairs "be" with "differ" and "first" with "last"."""
+    spec = importlib.util.find_spec("spacy")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable("the antonym check needs spaCy's word lists: pip install spacy")
+    path = Path(next(iter(spec.submodule_search_locations))) / "lang" / "en" / "stop_words.py"
+    scope: dict[str, object] = {}
+    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), scope)  # a plain list
+    words = scope["STOP_WORDS"]
+    assert isinstance(words, set)
+    return frozenset(str(w) for w in words)
+
+
+@lru_cache(maxsize=1 << 16)
+def base_forms(word: str) -> frozenset[str]:
+    """The word (lower-cased) and the base forms WordNet's morphy finds for it under any part
+    of speech ("increased" -> {"increased", "increase"}, "better" -> {"better", "good",
+    "well"})."""
+    tables = _load()
+    w = word.lower()
+    out = {w}
+    for p, rules in _SUFFIXES.items():
+        known = tables.exceptions[p].get(w)
+        if known is not None:
+            out.update(b for b in known if p in tables.pos.get(b, ""))
+            continue
+        out.update(
+            base
+            for old, new in rules
+            if w.endswith(old) and p in tables.pos.get(base := w[: len(w) - len(old)] + new, "")
+        )
+    return frozenset(out)
 
 
 def other_names(name: str) -> frozenset[str]:
     """Other names of the place or people ``name`` names, as written ("Moscow" ->
     {"Russia", "Russian Federation", ...}); empty for a word WordNet does not know as a name.
     Tries the word, then without a possessive or plural ending ("Americans", "Iran's")."""
-    table = _load()[1]
+    table = _load().names
     w = name.lower().replace("’", "'")
     for form in (w, w.removesuffix("'s"), w.removesuffix("s")):
         if form in table:

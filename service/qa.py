@@ -20,10 +20,10 @@ from index.errors import ConfigError, GroundQAError, ModelUnavailable
 from service import abstain as ab
 from service import text as tx
 from service.admission import Admission
-from service.condense import HeuristicCondenser
+from service.batching import in_flight
+from service.condense import HeuristicCondenser, without_corpus_references
 from service.evidence import Evidence, EvidenceScorer, QueryCache, Sentence
 from service.extractive import ExtractiveDrafter, compose_read
-from service.nlp import Linguist
 from service.protocols import Condenser, Drafter
 from service.reader import Reader, Reading, read_evidence, shared_reader
 from service.result import ABSTAIN_ANSWER, Answer, Mode, Passage, StreamEvent, Turn
@@ -88,7 +88,6 @@ class QA:
         self._condenser: Condenser | None = None
         self._drafters: dict[str, Drafter] = {}
         self._model: ab.Model | None = None
-        self._linguist: Linguist | None = None
         self._reader: Reader | None = None
         self._support: Support | None = None
         self.admission = Admission(
@@ -117,12 +116,6 @@ class QA:
         if self._model is None:
             self._model = ab.load_model()
         return self._model
-
-    @property
-    def linguist(self) -> Linguist:
-        if self._linguist is None:
-            self._linguist = Linguist(self.index.embedder)
-        return self._linguist
 
     @property
     def reader(self) -> Reader:
@@ -178,25 +171,26 @@ class QA:
         _ = self.model
         self.reader.warmup()
         self.support.warmup()
-        self.linguist.warmup()
+        ab.warmup()
         with contextlib.suppress(GroundQAError):  # an empty index still warms the model
             self.ask("What is this about?")
 
     # Stages --------------------------------------------------------------------------------
 
     def _condense(self, s: State) -> State:
+        question = without_corpus_references(s.question)
         if not s.history:
-            s.standalone = s.question
+            s.standalone = question
             return s
         try:
-            s.standalone = self.condenser().condense(s.question, s.history)
+            s.standalone = self.condenser().condense(question, s.history)
         except ModelUnavailable as exc:
             # Extractive answers need no LLM, so a dead endpoint must not take them down with
             # it; generative answers would fail at the draft anyway, so say so now.
             if s.mode != "extractive":
                 raise
             log.warning("LLM condense failed, using the heuristic condenser: %s", exc)
-            s.standalone = HeuristicCondenser().condense(s.question, s.history)
+            s.standalone = HeuristicCondenser().condense(question, s.history)
         return s
 
     def _retrieve(self, s: State) -> State:
@@ -257,7 +251,6 @@ class QA:
         together = s.quoted[1:] if len(parts) > 1 else ()
         lookup = (s.index or self.index).containing
         f = s.features = ab.features(ev, anchor, v.support, together, lookup)
-        f.update(self.linguist.features(s.standalone, ab.anchor_texts(ev, anchor)))
         f.update(s.readings[0].features())
         f.update(self._answer_support(s.standalone, s.readings[0]))
         if len(parts) > 1:
@@ -332,7 +325,6 @@ class QA:
             mine = [x for x in pev.sentences if (x.passage, x.index) == key]
             anchor = mine[0] if mine else None
             f = ab.features(pev, anchor, support, lookup=(s.index or self.index).containing)
-            f.update(self.linguist.features(part, ab.anchor_texts(pev, anchor)))
             f.update(reading.features())
             f.update(self._answer_support(part, reading))
             d = ab.decide(f, self.model, threshold)
@@ -413,7 +405,7 @@ class QA:
         ``index`` is the collection to ask (default: this QA's index); ``sources`` limits the
         question to those documents of it."""
         state = self._state(question, history, mode, top_k, index, sources)
-        with self.admission.slot():
+        with self.admission.slot(), in_flight():
             state = self.chain.invoke(state)
         assert state.result is not None
         return state.result
@@ -431,7 +423,7 @@ class QA:
         """Deltas of the draft (generative) or the answer (extractive), then one ``final``."""
         state = self._state(question, history, mode, top_k, index, sources)
         # The slot covers the local model work; a remote LLM's drafting is waited for outside it.
-        with self.admission.slot():
+        with self.admission.slot(), in_flight():
             state = self._head().invoke(state)
             if state.mode != "generative":
                 state = _timed("answer", self._answer).invoke(state)

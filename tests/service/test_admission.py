@@ -8,7 +8,7 @@ import time
 import pytest
 
 from service.admission import Admission, Overloaded
-from service.batching import MicroBatcher
+from service.batching import MicroBatcher, in_flight
 
 
 def test_slots_bound_concurrency_and_serve_in_arrival_order() -> None:
@@ -115,7 +115,8 @@ def test_micro_batcher_joins_concurrent_calls_and_keeps_results_apart() -> None:
     results: dict[int, int] = {}
 
     def ask(x: int) -> None:
-        results[x] = batcher.submit(x)
+        with in_flight():
+            results[x] = batcher.submit(x)
 
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(20)]
     for t in threads:
@@ -139,3 +140,35 @@ def test_micro_batcher_respects_item_weights_and_reports_failures() -> None:
     with pytest.raises(ValueError, match="seven"):
         batcher.submit(7)
     assert batcher.submit(12) == 12  # heavier than max_items: runs alone rather than never
+
+
+def test_micro_batcher_waits_for_company_only_when_another_request_is_in_flight() -> None:
+    calls: list[list[int]] = []
+
+    def record(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        return items
+
+    batcher = MicroBatcher(record, max_items=8, wait_ms=400, name="company")
+    with in_flight():  # a lone request: nobody could join, so no wait
+        started = time.monotonic()
+        assert batcher.submit(1) == 1
+        assert time.monotonic() - started < 0.2
+
+    # two requests in flight: the first call waits, and the second, 100 ms later, joins it
+    both = threading.Barrier(2)
+    out: dict[int, int] = {}
+
+    def ask(x: int, delay: float) -> None:
+        with in_flight():
+            both.wait(5)
+            time.sleep(delay)
+            out[x] = batcher.submit(x)
+
+    threads = [threading.Thread(target=ask, args=(x, d)) for x, d in ((2, 0.0), (3, 0.1))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert out == {2: 2, 3: 3}
+    assert calls == [[1], [2, 3]]
