@@ -5,14 +5,15 @@ The probability is a logistic regression over evidence features, fitted by
 answer contains a gold answer) and committed as ``abstain_model.json``.
 
 The features are the reader's span-versus-no-answer scores (:mod:`service.reader`) together
-with the support model's check and the retrieval and word-level ones below and in
-:mod:`service.nlp`. Compared out of fold on the SQuAD 2.0 dev split (3434 questions,
-open-domain over 341 paragraphs) with the 3-epoch reader, all of them together scored 0.163
-(+1 right, 0 abstain, -1 wrong), the reader's alone 0.153, the others alone 0.110. The
-committed operating point (threshold 0.44, chosen out of fold without the vetoes) answers 58%
-of the answerable questions with the gold and abstains on 77% of the unanswerable ones out of
-fold (AUC 0.82, ECE 0.035); on three held-out articles 63% and 68%. Two checks veto an answer
-whatever the probability, because no amount of topical similarity fixes them:
+with the support model's check and the retrieval and word-level ones below. Compared out of
+fold on the SQuAD 2.0 dev split (3434 questions, open-domain over 341 paragraphs) with the
+3-epoch reader, all of them together scored 0.166 (+1 right, 0 abstain, -1 wrong), the reader's
+alone 0.153, the others alone 0.110. Six word-level features (token-vector alignment, spaCy's
+NER checks) were deleted once the reader made them redundant (AUC 0.8237 with, 0.8240 without).
+The committed operating point (threshold 0.44, chosen out of fold without the vetoes) answers
+59% of the answerable questions with the gold and abstains on 76% of the unanswerable ones out
+of fold (AUC 0.82, ECE 0.023); on three held-out articles 62% and 70%. Two checks veto an
+answer whatever the probability, because no amount of topical similarity fixes them:
 
 * the question qualifies a noun with a name ("Iranian officers") and the answer sentence
   mentions that noun only with other qualifiers ("entity_conflict");
@@ -22,9 +23,9 @@ whatever the probability, because no amount of topical similarity fixes them:
 
 A third, the question asking for a type of span (a year, a number, a name, a place) that the
 answer sentence does not contain ("no_answer_type"), is off by default since the 3-epoch
-reader: it only cost. SQuAD prefers no vetoes (0.163 out of fold without them, 0.159 with the
-two); they stay as policy because the default eval set's actor swaps need them, and the
-threshold is chosen without them so they only add abstentions.
+reader: it only cost. SQuAD is indifferent to the two (0.166 out of fold without them, 0.167 at
+the same threshold with them); they stay as policy because the default eval set's actor swaps
+need them, and the threshold is chosen without them so they only add abstentions.
 """
 
 from __future__ import annotations

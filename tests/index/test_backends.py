@@ -43,6 +43,10 @@ def test_ingest_and_search_on_each_backend(
     assert any("Wadi Barada" in h.chunk.text for h in hits[:3])
     for h in hits:
         assert idx.document_text(h.chunk.source)[h.chunk.start : h.chunk.end] == h.chunk.text
+    # the name check's look-up: a substring anywhere in a document's chunks
+    source = "000_e8b04126fa046505.txt"
+    assert any("Aleppo" in t for t in idx.containing([source], ["Aleppo", "Nonexistentia"]))
+    assert idx.containing([source], ["Canberra"]) == []
     assert Index(backend_settings, embedder=embedder).ingest().chunks_embedded == 0
 
 
