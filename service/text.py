@@ -377,7 +377,7 @@ def analyse(question: str) -> QuestionInfo:
         weights=tuple(weights),
         answer_type=answer_type(question),
         entities=tuple(dict.fromkeys(entities)),
-        modified=tuple(_modified_nouns(toks)),
+        modified=(*_modified_nouns(toks), *_located_nouns(toks)),
         wants_list=wants_list,
     )
 
@@ -401,6 +401,32 @@ def _modified_nouns(toks: list[tuple[str, int, int]]) -> Iterable[Modified]:
             if head[:1].islower() and head.isalpha() and len(head) > 2 and head not in STOPWORDS:
                 yield Modified(tuple(mods), head)
         i = j
+
+
+_DETERMINERS = frozenset(
+    _wordlist("which what whose the a an this that these those its their his her our my your")
+)
+
+
+def _located_nouns(toks: list[tuple[str, int, int]]) -> Iterable[Modified]:
+    """Nouns placed by a one-word name after "in" or "at" right after a determiner: "which
+    airbase in Iran", "the talks at Astana" (what "Iranian airbase" says with an adjective).
+    The determiner keeps verbs out ("to establish in Syria") and longer noun phrases, whose
+    place may contain the answer's ("a military base in Syria": Lattakia is in Syria)."""
+    for i in range(1, len(toks) - 2):
+        head, prep, name = toks[i][0], toks[i + 1][0], toks[i + 2][0]
+        if (
+            toks[i - 1][0].lower() in _DETERMINERS
+            and prep in ("in", "at")
+            and head[:1].islower()
+            and head.isalpha()
+            and len(head) > 2
+            and head not in STOPWORDS
+            and name[:1].isupper()
+            and name.lower() not in STOPWORDS
+            and (i + 3 == len(toks) or not toks[i + 3][0][:1].isupper())
+        ):
+            yield Modified((name,), head)
 
 
 # --- spans of a given answer type ----------------------------------------------------------

@@ -79,6 +79,18 @@ def test_modifier_conflict_is_detected_and_agreement_is_not() -> None:
     assert conflicts(tx.analyse("How much aid went to the Assad regime?"), of_phrase) == 0
 
 
+def test_a_noun_placed_by_a_name_conflicts_with_another_place() -> None:
+    q = tx.analyse("From which airbase in Iran did Moscow launch its warplanes?")
+    elsewhere = "Plans are underway to form a permanent Russian military base in Lattakia."
+    there = "Its warplanes were launched from Hamadan Airbase in Iran's western provinces."
+    assert conflicts(q, elsewhere) == 1  # "base" is the end of "airbase"
+    assert conflicts(q, there) == 0
+    # only after a determiner: a verb ("to establish in Syria") or a longer noun phrase
+    # ("a military base in Syria", which may hold the answer's own place) is left alone
+    assert tx.analyse("What does Tehran want to establish in Syria?").modified == ()
+    assert tx.analyse("Where is the military base in Syria?").modified == ()
+
+
 def test_split_citations_attaches_markers_to_their_sentence() -> None:
     parts = tx.split_citations(
         "Four officers were sent [1]. They were barred. [2] Iran balked [3][1]."
