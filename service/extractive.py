@@ -50,7 +50,10 @@ def compose_read(ev: Evidence, readings: Sequence[Reading]) -> Draft:
     if not chosen:
         return Draft(text="", sentences=[], short_answer=None)
     ordered = sorted(chosen, key=lambda s: (s.passage, s.start))
-    text = " ".join(f"{s.text} [{s.passage + 1}]" for s in ordered)
+    # one quote a line: the verifier splits the draft into sentences, and a quote without a
+    # full stop (a byline, "This article was translated by The Syrian Observer") would merge
+    # with the next one and be checked against the wrong passage
+    text = "\n".join(f"{s.text} [{s.passage + 1}]" for s in ordered)
     short = "; ".join(dict.fromkeys(x for x in spans if x)) or None
     return Draft(text=text, sentences=chosen, short_answer=short)
 

@@ -25,7 +25,7 @@ from service.condense import HeuristicCondenser, without_corpus_references
 from service.evidence import Evidence, EvidenceScorer, QueryCache, Sentence
 from service.extractive import ExtractiveDrafter, compose_read
 from service.protocols import Condenser, Drafter
-from service.reader import Reader, Reading, read_evidence, shared_reader
+from service.reader import Reader, Reading, onto, read_evidence, shared_reader
 from service.result import ABSTAIN_ANSWER, Answer, Mode, Passage, StreamEvent, Turn
 from service.support import FEATURES as support_features
 from service.support import Support, answer_features, shared_support
@@ -52,7 +52,10 @@ class State:
     hits: list[Any] = field(default_factory=list)
     evidence: Evidence | None = None
     parts: list[str] = field(default_factory=list)  # the question's parts (one unless compound)
-    readings: list[Reading] = field(default_factory=list)  # one per part
+    # a compound question's parts, each retrieved and scored on its own (empty otherwise)
+    part_hits: list[list[Any]] = field(default_factory=list)
+    part_evidence: list[Evidence] = field(default_factory=list)
+    readings: list[Reading] = field(default_factory=list)  # one per part, on its own evidence
     context: list[Passage] = field(default_factory=list)  # what [n] in the draft refers to
     draft: str = ""
     short_answer: str | None = None
@@ -199,29 +202,51 @@ class QA:
         # The scope narrows retrieval itself, so evidence, reader and abstention all see only
         # in-scope passages: an abstention then means *those* sources are silent.
         s.hits = index.search(s.standalone, k=k, sources=s.sources)
+        s.parts = tx.compound_parts(s.standalone) if s.mode == "extractive" else []
+        if len(s.parts) < 2:
+            s.parts, s.part_hits = [s.standalone], []
+        else:
+            # Each part is a question of its own, often about another document ("Which city
+            # did Iran stall, and which port did it try to control?"): the whole question's
+            # top k mixes both and ranks neither part's passage first, so each part is
+            # retrieved too, and the answer's passages are the union.
+            # A part can also lean on the rest ("The College grants 28 majors and how many
+            # minors?"), so its passages alternate between its own ranking and the whole's.
+            s.part_hits = [
+                _alternate(index.search(p, k=k, sources=s.sources), s.hits)[:k] for p in s.parts
+            ]
+            s.hits = _union(s.hits, *s.part_hits)
         return s
 
     def _select(self, s: State) -> State:
         s.evidence = self.scorer.score(s.standalone, s.hits)
+        s.part_evidence = [
+            self.scorer.score(p, h) for p, h in zip(s.parts, s.part_hits, strict=False)
+        ]
         s.context = _context(s.evidence, s.top_k) if s.mode == "generative" else s.evidence.passages
         return s
 
     def _read(self, s: State) -> State:
         assert s.evidence is not None
-        # each part is read on its own: the span answering "when was X" is not the one
-        # answering "and when was Y"
-        s.parts = tx.compound_parts(s.standalone) if s.mode == "extractive" else []
-        if len(s.parts) < 2:
-            s.parts = [s.standalone]
+        # each part is read on its own passages: the span answering "when was X" is not the
+        # one answering "and when was Y"
+        pools = s.part_evidence or [s.evidence]
         s.readings = [
-            read_evidence(self.reader, p, s.evidence, self.settings.read_k) for p in s.parts
+            read_evidence(self.reader, p, ev, self.settings.read_k)
+            for p, ev in zip(s.parts, pools, strict=True)
         ]
         return s
 
     def _answer(self, s: State) -> State:
         assert s.evidence is not None
         if s.mode == "extractive":
-            d = compose_read(s.evidence, s.readings)
+            readings = s.readings
+            if s.part_evidence:
+                readings = [
+                    onto(r, pev, s.evidence)
+                    for r, pev in zip(s.readings, s.part_evidence, strict=True)
+                ]
+            d = compose_read(s.evidence, readings)
             s.draft, s.short_answer = d.text, d.short_answer
             s.anchor = d.sentences[0] if d.sentences else None
             s.quoted = d.sentences
@@ -318,8 +343,8 @@ class QA:
         threshold = self.settings.abstain_threshold
         t = self.model.threshold if threshold is None else threshold
         confidence, vetoes, failed = 1.0, [], 0
-        for part, reading in zip(parts, s.readings, strict=True):
-            pev = self.scorer.score(part, s.hits)
+        pools = s.part_evidence or [self.scorer.score(p, s.hits) for p in parts]
+        for part, reading, pev in zip(parts, s.readings, pools, strict=True):
             best = reading.best()
             key = (best.sentences[0].passage, best.sentences[0].index) if best else None
             mine = [x for x in pev.sentences if (x.passage, x.index) == key]
@@ -441,6 +466,23 @@ class QA:
         if state.mode != "generative":
             yield StreamEvent(type="delta", delta=state.result.answer)
         yield StreamEvent(type="final", result=state.result)
+
+
+def _union(*rankings: Sequence[Any]) -> list[Any]:
+    """The hits of several searches, each chunk once, in the order first seen."""
+    seen: set[str] = set()
+    out = []
+    for hits in rankings:
+        for h in hits:
+            if h.chunk.id not in seen:
+                seen.add(h.chunk.id)
+                out.append(h)
+    return out
+
+
+def _alternate(first: Sequence[Any], second: Sequence[Any]) -> list[Any]:
+    """Two rankings of hits merged by turns, ``first``'s first, each chunk once."""
+    return _union(*zip(first, second, strict=False), first, second)
 
 
 def _context(ev: Evidence, k: int) -> list[Passage]:

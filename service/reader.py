@@ -468,3 +468,17 @@ def read_evidence(reader: Reader, question: str, ev: Evidence, k: int) -> Readin
     # often than the margin alone (0.739 against 0.709 of 165 answerable questions).
     found.sort(key=lambda f: f.span.margin - RANK_PRIOR * np.log1p(f.passage), reverse=True)
     return Reading(question, found)
+
+
+def onto(reading: Reading, ev: Evidence, pool: Evidence) -> Reading:
+    """``reading``, made of ``ev``, with its passages and sentences renumbered as ``pool``'s,
+    which holds every passage of ``ev`` (a compound question's part read on its own
+    passages, quoted in the answer to the whole)."""
+    at = {p.chunk_id: i for i, p in enumerate(pool.passages)}
+    found = []
+    for f in reading.found:
+        i = at[ev.passages[f.passage].chunk_id]
+        idx = {x.index for x in f.sentences}
+        held = [x for x in pool.by_passage.get(i, []) if x.index in idx]
+        found.append(Found(i, f.span, f.text, held))
+    return Reading(reading.question, found)

@@ -10,6 +10,7 @@ unsupported sentence is re-attached to a passage that supports it when one does
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -243,7 +244,7 @@ def verify(
         )
     kept_scores = [c.support for c in checks if c.action != "removed"]
     return Verified(
-        text=" ".join(out_sentences),
+        text=join_sentences(out_sentences),
         citations=citations,
         checks=checks,
         support=float(np.mean(kept_scores)) if kept_scores else 0.0,
@@ -253,6 +254,19 @@ def verify(
 
 def _clip(x: float) -> float:
     return float(min(1.0, max(0.0, x)))
+
+
+def join_sentences(sentences: Sequence[str]) -> str:
+    """Sentences (each with its markers) as one answer that splits back into the same ones.
+
+    A sentence that does not end in a full stop (a byline, a title, a closing quotation mark)
+    is followed by a line break rather than a space: otherwise the sentence splitter merges it
+    with the next one when the answer is read again (by a client re-checking it, or our own
+    faithfulness eval)."""
+    out = sentences[0] if sentences else ""
+    for before, s in itertools.pairwise(sentences):
+        out += (" " if tx.strip_citations(before)[-1:] in ".!?" else "\n") + s
+    return out
 
 
 def unverified(draft: str, passages: Sequence[Passage]) -> Verified:
@@ -296,4 +310,6 @@ def unverified(draft: str, passages: Sequence[Passage]) -> Verified:
         )
         for pi, n in sorted(number.items(), key=lambda x: x[1])
     ]
-    return Verified(text=" ".join(out), citations=citations, checks=checks, support=0.0, kept=kept)
+    return Verified(
+        text=join_sentences(out), citations=citations, checks=checks, support=0.0, kept=kept
+    )

@@ -185,6 +185,39 @@ def test_compound_question_quotes_a_sentence_for_each_part(qa: QA, qa_settings: 
     assert "Falahatpisheh" in single.answer and "Hamadan" not in single.answer
 
 
+def test_compound_question_parts_are_retrieved_on_their_own(qa: QA, qa_settings: Settings) -> None:
+    # One passage retrieved for the question as a whole cannot cover parts that live in two
+    # documents (before: the Aleppo sentence, and for the other part a span of the same
+    # article); each part's own search brings a passage of its document, and both are quoted.
+    narrow = QA(
+        qa_settings.model_copy(update={"abstain": False, "retrieve_k": 1, "top_k": 1}),
+        index=qa.index,
+    )
+    q = (
+        "Which publication translated the piece on the marriage of convenience, and which "
+        "city's evacuation did Iran hold up?"
+    )
+    a = narrow.ask(q)
+    assert "Aleppo" in a.answer, a.answer
+    assert len({c.source for c in a.citations}) == 2, a.answer
+    _assert_citations_slice_sources(a)
+    # and with the default settings, both parts are answered, not abstained
+    both = qa.ask(q)
+    assert not both.abstained, (both.reason, both.confidence)
+    assert "Syrian Observer" in both.answer and "Aleppo" in both.answer, both.answer
+
+
+def test_quote_without_full_stop_stays_its_own_sentence(qa: QA) -> None:
+    # The byline "This article was translated and edited by The Syrian Observer" has no full
+    # stop: joined to the next quote by a space, the verifier read both as one sentence,
+    # checked it against one passage and removed it (the answer abstained as "unsupported").
+    a = qa.ask("Who translated and edited the article, and which lawmaker cited the constitution?")
+    assert not a.abstained, (a.reason, a.confidence)
+    assert "Syrian Observer" in a.answer and "Falahatpisheh" in a.answer
+    assert [s.action for s in a.sentences] == ["kept", "kept"]
+    _assert_citations_slice_sources(a)
+
+
 def test_compound_question_is_judged_part_by_part(qa: QA) -> None:
     both = qa.ask("When was the ceasefire announced, and when was the Geneva statement issued?")
     assert not both.abstained, (both.reason, both.confidence)

@@ -8,10 +8,11 @@ import pytest
 
 from index.embedding import Embedder
 from index.settings import IndexSettings
+from service import text as tx
 from service.evidence import SentenceStore
 from service.result import Passage
 from service.support import Support, shared_support
-from service.verify import verify
+from service.verify import join_sentences, verify
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 SOURCE = "000_e8b04126fa046505.txt"
@@ -180,3 +181,17 @@ def test_faithful_paraphrases_are_kept(
     v = verify(draft, more, store, support, min_support=0.5)
     assert [c.action for c in v.checks] == ["kept"], v.checks
     assert v.citations and v.citations[0].support >= 0.5
+
+
+def test_joined_sentences_split_back_into_the_same_ones() -> None:
+    kept = [
+        "This article was translated and edited by The Syrian Observer [1]",
+        "According to the Middle East Monitor, differences have surfaced. [2]",
+        "Zarif said, “We are against their presence.” [3]",
+        "Russia sent four officers. [1]",
+    ]
+    joined = join_sentences(kept)
+    # a line break only where the sentence does not end in its own full stop
+    assert joined.count("\n") == 2 and joined.startswith(kept[0] + "\n")
+    assert [s for s, _ in tx.split_citations(joined)] == [tx.strip_citations(k) for k in kept]
+    assert join_sentences([]) == ""
