@@ -172,7 +172,8 @@ def _refresh_text_features(rows: list[dict[str, Any]]) -> None:
 
     for r in rows:
         if r.get("anchor"):
-            r["features"].update(text_features(tx.analyse(r["question"]), r["anchor"]))
+            span = r["found"][0]["span"] if r.get("found") else ""
+            r["features"].update(text_features(tx.analyse(r["question"]), r["anchor"], span))
 
 
 # The feature sets compared; the one with the best out-of-fold score is committed.

@@ -15,8 +15,9 @@ The committed operating point (threshold 0.44, chosen out of fold without the ve
 of fold (AUC 0.82, ECE 0.022); on three held-out articles 62% and 70%. Two checks veto an
 answer whatever the probability, because no amount of topical similarity fixes them:
 
-* the question qualifies a noun with a name ("Iranian officers", "which airbase in Iran") and
-  the answer sentence mentions that noun only with other qualifiers ("entity_conflict");
+* the question qualifies a noun with a name ("Iranian officers", "which airbase in Iran",
+  "Russia's foreign minister") and the answer sentence mentions that noun only with other
+  qualifiers ("entity_conflict");
 * a name of the question appears nowhere in the document the answer comes from, under that
   name or another WordNet gives it ("Moscow" for Russia, "Americans" for the U.S.):
   "name_missing". The model itself reads the passage-level ``names_missing``.
@@ -87,14 +88,18 @@ class Decision:
     reason: str | None
 
 
-def conflicts(q: tx.QuestionInfo, sentence: str | Sequence[str]) -> int:
+def conflicts(q: tx.QuestionInfo, sentence: str | Sequence[str], answer: str = "") -> int:
     """Question nouns qualified by a one-word name ("Iranian officers") that the sentence
     mentions only in clauses naming someone else instead ("Russia sent four officers").
 
-    Multi-word names ("the Wadi Barada valley"), abbreviations and compounds are left alone:
-    the evidence rephrases those too freely for a word-level check.
+    A clause counts the name said in an apposition right after it ("the Sayyida Zaynab
+    Shrine, an important Shiite holy site"), and the words of ``answer`` (the span that fills
+    "which shrine") are never someone else. Multi-word names ("the Wadi Barada valley"),
+    abbreviations and compounds are left alone: the evidence rephrases those too freely for a
+    word-level check.
     """
     texts = [sentence] if isinstance(sentence, str) else list(sentence)
+    filler = {w.lower() for w, _, _ in tx.words(answer)}
     count = 0
     for mod in q.modified:
         if len(mod.modifiers) != 1 or "-" in mod.modifiers[0] or len(mod.modifiers[0]) < 3:
@@ -109,18 +114,69 @@ def conflicts(q: tx.QuestionInfo, sentence: str | Sequence[str]) -> int:
                 break
         else:
             continue
+        if mod.possessive:
+            count += _owned_by_another(name, sentence, places, q.text, filler)
+            continue
         rivals = 0
         for at in places:
             lo = max((m.end() for m in _CLAUSE.finditer(sentence, 0, at)), default=0)
             hi = next((m.start() for m in _CLAUSE.finditer(sentence, at)), len(sentence))
             clause = tx.words(sentence[lo:hi])
-            if any(tx.entity_match(name, w) for w, _, _ in clause):
+            said = [*clause, *_apposition(sentence, hi)]
+            if any(tx.entity_match(name, w) for w, _, _ in said):
                 rivals = 0
                 break
-            others = [w for w, _, _ in clause if w[:1].isupper() and w.lower() not in tx.STOPWORDS]
+            others = [
+                w
+                for w, _, _ in clause
+                if w[:1].isupper() and w.lower() not in tx.STOPWORDS and w.lower() not in filler
+            ]
             rivals += bool(others)
         count += 1 if rivals else 0
     return count
+
+
+def _owned_by_another(
+    name: str, sentence: str, places: Sequence[int], question: str, filler: set[str]
+) -> bool:
+    """Whether the sentence gives the noun at ``places`` another owner or name right before
+    it ("Iranian Foreign Minister" for "Russia's foreign minister"), and nowhere ``name``.
+
+    A possessive marks the question's topic, which the evidence often calls "this
+    announcement" or "its mission" in a clause that names other places: so only the words
+    qualifying the noun itself count, not the rest of the clause."""
+    asked = {w.lower() for w, _, _ in tx.words(question)}
+    rival = False
+    for at in places:
+        before = tx.words(sentence[:at])[-4:]
+        qualifiers = []
+        for w, _, _ in reversed(before):
+            if not w[:1].isupper() and w.lower() not in asked:
+                break
+            qualifiers.append(w)
+        if any(tx.entity_match(name, w) for w in qualifiers):
+            return False
+        rival = rival or any(
+            w[:1].isupper()
+            and w.lower() not in asked
+            and w.lower() not in filler
+            and w.lower() not in tx.STOPWORDS
+            for w in qualifiers
+        )
+    return rival
+
+
+_APPOSITION = re.compile(r",\s+(?:a|an|the)\s")
+
+
+def _apposition(sentence: str, at: int) -> list[tuple[str, int, int]]:
+    """The words of a noun phrase in apposition at ``at`` (", an important Shiite holy site"),
+    up to the next clause boundary; none when the clause at ``at`` is not one."""
+    m = _APPOSITION.match(sentence, at)
+    if m is None:
+        return []
+    hi = next((x.start() for x in _CLAUSE.finditer(sentence, m.end())), len(sentence))
+    return tx.words(sentence[m.end() : hi])
 
 
 def _same_noun(head: str, word: str) -> bool:
@@ -128,10 +184,10 @@ def _same_noun(head: str, word: str) -> bool:
     return w == head or (len(word) >= 4 and head.endswith(w) and word.islower())
 
 
-def text_features(q: tx.QuestionInfo, texts: list[str]) -> dict[str, float]:
-    """Features read from the question and the evidence sentences alone: a negation the
-    evidence lacks, a number or a name of the question the evidence never mentions (the usual
-    ways a near-miss question differs from its source)."""
+def text_features(q: tx.QuestionInfo, texts: list[str], answer: str = "") -> dict[str, float]:
+    """Features read from the question, the evidence sentences and the answer span alone: a
+    negation the evidence lacks, a number or a name of the question the evidence never
+    mentions (the usual ways a near-miss question differs from its source)."""
     ctx = " ".join(texts)
     numbers, _ = tx.facts(q.text)
     lower = ctx.lower().replace(",", "")
@@ -139,7 +195,7 @@ def text_features(q: tx.QuestionInfo, texts: list[str]) -> dict[str, float]:
     names = q.entities
     missing = sum(1 for e in names if not any(tx.entity_match(e, w) for w in words))
     return {
-        "conflicts": float(min(2, conflicts(q, texts[::-1]))),
+        "conflicts": float(min(2, conflicts(q, texts[::-1], answer))),
         "negation_mismatch": float(bool(_NEGATION.search(q.text)) and not _NEGATION.search(ctx)),
         "number_missing": float(any(n not in lower for n in numbers)),
         "names_missing_context": missing / len(names) if names else 0.0,
@@ -240,13 +296,14 @@ def features(
     support: float,
     together: Sequence[Sentence] = (),
     lookup: Lookup | None = None,
+    answer: str = "",
 ) -> dict[str, float]:
     """The abstention features of an evidence set and the sentence the answer rests on.
 
     ``together``: the sentences quoted beside it for the other parts of a compound question
     ("When was X, and when was Y?"), whose names may come from those sentences' passages.
     ``lookup`` lets ``names_absent`` look for a name the passages lack in the rest of their
-    documents (see :func:`absent_names`)."""
+    documents (see :func:`absent_names`); ``answer`` is the span the answer gives."""
     q = ev.question
     f = dict.fromkeys(FEATURES, 0.0)
     f["n_terms"] = math.log1p(len(q.terms))
@@ -268,7 +325,7 @@ def features(
     f["cov_context"] = covered(q, stems, names, ev.weights or None)
     f["cov_passage"] = ev.passage_coverage[chosen.passage]
     f["type_missing"] = 1.0 if q.type_required and not chosen.type_spans else 0.0
-    f.update(text_features(q, [s.text for s in _before(ev, chosen)]))
+    f.update(text_features(q, [s.text for s in _before(ev, chosen)], answer))
     passages = {chosen.passage, *(x.passage for x in together)}
     passage_text = " ".join(ev.passages[i].text for i in sorted(passages))
     # every word, not just capitalised ones: "al-Assad" names Assad

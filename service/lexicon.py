@@ -220,6 +220,14 @@ def base_forms(word: str) -> frozenset[str]:
     return frozenset(out)
 
 
+def only_adjective(word: str) -> bool:
+    """Whether WordNet lists ``word`` (or its base forms) as an adjective and never as a noun
+    ("foreign", "nuclear"; not "first", "chemical")."""
+    pos = _load().pos
+    kinds = "".join(pos.get(b, "") for b in base_forms(word))
+    return "a" in kinds and "n" not in kinds
+
+
 def other_names(name: str) -> frozenset[str]:
     """Other names of the place or people ``name`` names, as written ("Moscow" ->
     {"Russia", "Russian Federation", ...}); empty for a word WordNet does not know as a name.

@@ -275,7 +275,9 @@ class QA:
         parts = s.parts
         together = s.quoted[1:] if len(parts) > 1 else ()
         lookup = (s.index or self.index).containing
-        f = s.features = ab.features(ev, anchor, v.support, together, lookup)
+        best = s.readings[0].best() if s.mode == "extractive" else None
+        span = best.text if best is not None else ""
+        f = s.features = ab.features(ev, anchor, v.support, together, lookup, span)
         f.update(s.readings[0].features())
         f.update(self._answer_support(s.standalone, s.readings[0]))
         if len(parts) > 1:
@@ -349,7 +351,13 @@ class QA:
             key = (best.sentences[0].passage, best.sentences[0].index) if best else None
             mine = [x for x in pev.sentences if (x.passage, x.index) == key]
             anchor = mine[0] if mine else None
-            f = ab.features(pev, anchor, support, lookup=(s.index or self.index).containing)
+            f = ab.features(
+                pev,
+                anchor,
+                support,
+                lookup=(s.index or self.index).containing,
+                answer=best.text if best else "",
+            )
             f.update(reading.features())
             f.update(self._answer_support(part, reading))
             d = ab.decide(f, self.model, threshold)

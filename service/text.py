@@ -250,6 +250,7 @@ class Modified:
 
     modifiers: tuple[str, ...]
     head: str
+    possessive: bool = False  # "Russia's foreign minister": the name owns the noun
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,7 +384,9 @@ def analyse(question: str) -> QuestionInfo:
 
 
 def _modified_nouns(toks: list[tuple[str, int, int]]) -> Iterable[Modified]:
-    """Nouns right after capitalised modifiers: "Russian lawmaker", "Iranian officers"."""
+    """Nouns right after capitalised modifiers: "Russian lawmaker", "Iranian officers", and
+    after a possessive name, which opens a noun phrase itself: "Russia's foreign minister".
+    The noun is the first word WordNet knows as one ("foreign" is only an adjective)."""
     i = 1  # the first word is capitalised by position, not by being a name
     while i < len(toks):
         w = toks[i][0]
@@ -392,15 +395,40 @@ def _modified_nouns(toks: list[tuple[str, int, int]]) -> Iterable[Modified]:
             continue
         mods = [w]
         j = i + 1
-        while j < len(toks) and toks[j][0][:1].isupper():
+        while j < len(toks) and toks[j][0][:1].isupper() and not _possessive(mods[-1]):
             mods.append(toks[j][0])
             j += 1
-        before = toks[i - 1][0].lower()
-        if j < len(toks) and before in _NOUN_PHRASE_OPENERS:
-            head = toks[j][0]
-            if head[:1].islower() and head.isalpha() and len(head) > 2 and head not in STOPWORDS:
-                yield Modified(tuple(mods), head)
+        possessive = _possessive(mods[-1])
+        if possessive:
+            mods[-1] = re.sub(r"['’]s$", "", mods[-1])
+        # the noun right after the name, not across punctuation ("in Syria, according to")
+        adjacent = j < len(toks) and toks[j][1] - toks[j - 1][2] == 1
+        if adjacent and (possessive or toks[i - 1][0].lower() in _NOUN_PHRASE_OPENERS):
+            head = _noun_at(toks, j)
+            if head is not None:
+                yield Modified(tuple(mods), head, possessive)
         i = j
+
+
+def _possessive(word: str) -> bool:
+    return word.endswith(("'s", "’s"))
+
+
+def _content_word(w: str) -> bool:
+    return w[:1].islower() and w.isalpha() and len(w) > 2 and w not in STOPWORDS
+
+
+def _noun_at(toks: list[tuple[str, int, int]], j: int) -> str | None:
+    """The noun a name qualifies, from ``toks[j]``: that word, or the one after it when
+    WordNet knows the first only as an adjective ("foreign minister")."""
+    from service import lexicon  # WordNet loads on first use, not on import
+
+    head = toks[j][0]
+    if not _content_word(head):
+        return None
+    if j + 1 < len(toks) and _content_word(toks[j + 1][0]) and lexicon.only_adjective(head):
+        return toks[j + 1][0]
+    return head
 
 
 _DETERMINERS = frozenset(

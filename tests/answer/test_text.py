@@ -91,6 +91,47 @@ def test_a_noun_placed_by_a_name_conflicts_with_another_place() -> None:
     assert tx.analyse("Where is the military base in Syria?").modified == ()
 
 
+def test_a_possessive_name_qualifies_the_noun_after_its_adjectives() -> None:
+    q = tx.analyse("Who was Russia's foreign minister at the time of the talks?")
+    assert ("Russia",) in [m.modifiers for m in q.modified]
+    # "foreign" is only an adjective in WordNet: the noun is "minister"
+    assert {m.head for m in q.modified} == {"minister"}
+    said = "A week earlier, Iranian Foreign Minister Mohammad Javad Zarif said it was over."
+    assert conflicts(q, said, answer="Mohammad Javad Zarif") == 1
+    own = tx.analyse("Who is Iran's foreign minister?")
+    assert conflicts(own, said, answer="Mohammad Javad Zarif") == 0
+    assert tx.analyse("Which Russian foreign minister spoke?").modified[0].head == "minister"
+    # a possessive marks the topic, which the evidence calls "this announcement" in a clause
+    # naming other places: only the words right before the noun may give it another owner
+    topic = tx.analyse("Why was Moscow's announcement met with outrage?")
+    assert conflicts(topic, "This announcement was met by outrage in Iran.") == 0
+    assert conflicts(topic, "Tehran's announcement was met by outrage in Iran.") == 1
+    # and the noun right after the name, not across a comma ("in Syria, according to")
+    heads = [
+        m.head for m in tx.analyse("What did Iran aim for in Syria, according to it?").modified
+    ]
+    assert "according" not in heads
+
+
+def test_the_name_may_come_in_an_apposition_and_the_answer_is_no_rival() -> None:
+    q = tx.analyse("Which Shiite shrine near Damascus is mentioned?")
+    sentence = (
+        "Tehran entered the conflict in defense of the ancient Sayyida Zaynab Shrine, an "
+        "important Shiite holy site in the south of Damascus, but expanded its mission."
+    )
+    assert conflicts(q, sentence, answer="Sayyida Zaynab Shrine") == 0
+    # a clause that is not an apposition does not lend its name
+    other = "Tehran defended the Sayyida Zaynab Shrine, but Shiite militias came later."
+    assert conflicts(q, other) == 1
+    # the answer's own words are not someone else's ("which Iranian commander": Soleimani)
+    led = tx.analyse("Which Iranian commander planned the offensive?")
+    assert conflicts(led, "the offensive was planned by commander Qasem Soleimani") == 1
+    assert (
+        conflicts(led, "the offensive was planned by commander Qasem Soleimani", "Qasem Soleimani")
+        == 0
+    )
+
+
 def test_split_citations_attaches_markers_to_their_sentence() -> None:
     parts = tx.split_citations(
         "Four officers were sent [1]. They were barred. [2] Iran balked [3][1]."
