@@ -52,8 +52,11 @@ class Settings(IndexSettings):
     max_upload_files: int = Field(default=10, ge=1)
     ui: bool = True
     # Answers computed at once, and how many more may wait (first come, first served) before
-    # a request is refused with 503 and Retry-After; see service/admission.py and bench/load.py.
-    max_concurrent_answers: int = Field(default=2, ge=1, le=64)
+    # a request is refused with 503 and Retry-After; see service/admission.py. Three on 2
+    # cores: at 32 clients, 13.17 requests/s against 12.28 with two at 10k chunks and 11.05
+    # against 10.32 at 1k (bench/results/scale-10k-admission-slots.json,
+    # scale-1k-admission-slots-lean.json); four gained 1% more at 10k.
+    max_concurrent_answers: int = Field(default=3, ge=1, le=64)
     max_queued_answers: int = Field(default=64, ge=0, le=10_000)
     queue_timeout_s: float = Field(default=30.0, gt=0)
     # Serving on a non-loopback address without API keys must be asked for explicitly.
