@@ -19,7 +19,10 @@ process so that its peak RSS is its own:
 - admission slots (``--compare-active``): 32 clients against servers computing 1, 2, 4
   answers at once, to choose the default;
 - replica catch-up (``--replica-size`` chunks): two replicas on one ``chroma run`` server, a
-  document uploaded to one, seconds until the other cites it.
+  document uploaded to one, seconds until the other cites it;
+- threads against processes (``--replica-load`` chunks): on one ``chroma run`` server, one
+  server process with both cores' threads, then two one-thread replicas with the clients split
+  across them; 1 and 32 clients each.
 
 Baselines in the same run, on the same corpus and model:
 (a) raw ``SentenceTransformer.encode`` fp32 over the same chunk texts (tokens/s);
@@ -313,9 +316,14 @@ def ask_sequential(url: str, questions: list[str]) -> dict[str, Any]:
     return {"client": summary(client_ms), "pipeline": summary(pipeline_ms), "errors": errors}
 
 
-def load(url: str, questions: list[str], clients: int, seconds: float) -> dict[str, Any]:
-    """``clients`` closed-loop clients for ``seconds``, each question asked once."""
+def load(
+    url: str | list[str], questions: list[str], clients: int, seconds: float
+) -> dict[str, Any]:
+    """``clients`` closed-loop clients for ``seconds``, each question asked once; given several
+    URLs (replicas), client ``i`` asks the ``i``-th of them in turn."""
     import httpx
+
+    urls = [url] if isinstance(url, str) else url
 
     pool = iter(questions)
     lock = threading.Lock()
@@ -323,7 +331,7 @@ def load(url: str, questions: list[str], clients: int, seconds: float) -> dict[s
     statuses: dict[str, int] = {}
     stop_at = time.monotonic() + seconds
 
-    def worker() -> None:
+    def worker(url: str) -> None:
         with httpx.Client(base_url=url, timeout=120) as c:
             while time.monotonic() < stop_at:
                 with lock:
@@ -342,7 +350,7 @@ def load(url: str, questions: list[str], clients: int, seconds: float) -> dict[s
                         lat.append(ms)
 
     started = time.monotonic()
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    threads = [threading.Thread(target=worker, args=(urls[i % len(urls)],)) for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
@@ -434,6 +442,7 @@ def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
             with Server(slots_env, work / f"serve-active{active}.log") as srv:
                 ask_sequential(srv.url, seq_q[:5])
                 run = load(srv.url, load_q, 32, args.load_seconds / 2)
+                run["serve_peak_rss_mb"] = srv.rss_mb("VmHWM")
                 load_q = load_q[run["answered"] + run["errors"] :]
             out["admission_slots_at_32_clients"][str(active)] = run
             log(f"{size}: {active} slots: {run}")
@@ -494,6 +503,75 @@ def replica_catch_up(size: int) -> dict[str, Any]:
         "upload_seconds": round(uploaded, 2),
         "other_replica_cites_it_after_s": round(seen, 2) if seen is not None else None,
     }
+
+
+def replica_load(size: int, seconds: float) -> dict[str, Any]:
+    """Threads against processes on the same cores: one ``groundqa serve`` with both cores'
+    threads, then two replicas with one thread each (``OMP_NUM_THREADS=1``), all on one
+    ``chroma run`` server; one client, then 32 clients split evenly across the replicas. Cores
+    busy counts the replicas and the Chroma server."""
+    import tests.conftest  # noqa: F401  (tests.procs needs it imported first)
+    from tests.procs import ChromaServer
+
+    work = WORK / f"replica-load-{size}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    corpus = work / "corpus"
+    chunks, questions, _ = build_corpus(size, corpus)
+    out: dict[str, Any] = {"chunks": chunks}
+    with ChromaServer(work) as chroma:
+
+        def env(name: str, threads: int | None) -> dict[str, str]:
+            e = {
+                "GROUNDQA_CORPUS_DIR": str(corpus),
+                "GROUNDQA_DATA_DIR": str(work / f"data-{name}"),
+                "GROUNDQA_CHROMA_URL": chroma.url,
+            }
+            return {**e, "OMP_NUM_THREADS": str(threads)} if threads else e
+
+        out["ingest_via_server"] = _child(["ingest", str(corpus)], env("a", None))
+        log(f"replica load {size}: ingest {out['ingest_via_server']}")
+        chroma_cpu = Path(f"/proc/{chroma.proc.pid}/stat")
+
+        def cpu(servers: list[Server]) -> float:
+            fields = chroma_cpu.read_text().rsplit(")", 1)[1].split()
+            own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            return own + sum(x.cpu_seconds() for x in servers)
+
+        def measured(servers: list[Server], qs: list[str], clients: int) -> dict[str, Any]:
+            c0 = cpu(servers)
+            urls = [x.url for x in servers][:clients]
+            run = load(urls, qs, clients, seconds)
+            run["cores_busy_with_chroma"] = round((cpu(servers) - c0) / run["seconds"], 2)
+            return run
+
+        setups = {
+            "one_process_threads": [("a", None)],
+            "two_replicas_one_thread_each": [("a", 1), ("b", 1)],
+        }
+        for label, members in setups.items():
+            servers = [Server(env(n, t), work / f"{label}-{n}.log") for n, t in members]
+            try:
+                for x in servers:
+                    x.__enter__()
+                    ask_sequential(x.url, questions[:5])
+                    questions = questions[5:]
+                runs = []
+                for clients in (1, 32):
+                    runs.append(measured(servers, questions, clients))
+                    questions = questions[runs[-1]["answered"] + runs[-1]["errors"] :]
+                    log(f"replica load {size}: {label}: {runs[-1]}")
+                out[label] = {
+                    "load": runs,
+                    "ratio_32_to_1": round(
+                        runs[1]["throughput_rps"] / max(runs[0]["throughput_rps"], 1e-9), 3
+                    ),
+                    "peak_rss_mb": [x.rss_mb("VmHWM") for x in servers],
+                }
+            finally:
+                for x in servers:
+                    x.__exit__(None, None, None)
+    return out
 
 
 def soak(srv: Server, questions: list[str], minutes: int) -> dict[str, Any]:
@@ -562,14 +640,25 @@ def main() -> None:
     parser.add_argument(
         "--replica-size", type=int, default=1000, help="chunks for the replica step (0: skip)"
     )
+    parser.add_argument(
+        "--replica-load",
+        type=int,
+        default=0,
+        help="chunks for the threads-versus-replicas load comparison on a Chroma server (0: skip)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    args.sizes = [int(s) for s in args.sizes.split(",")]
+    args.sizes = [int(s) for s in args.sizes.split(",") if s]
     args.clients = [int(c) for c in args.clients.split(",")]
     args.compare_active = [int(a) for a in args.compare_active.split(",") if a]
     results: dict[str, Any] = {}
     for size in args.sizes:
         results[str(size)] = run_size(size, args)
+        write(args, results)
+    if args.replica_load:
+        results[f"replica_load_{args.replica_load}"] = replica_load(
+            args.replica_load, args.load_seconds
+        )
         write(args, results)
     if args.replica_size:
         results[str(args.sizes[0])]["replica_catch_up"] = replica_catch_up(args.replica_size)
@@ -587,9 +676,13 @@ def write(args: argparse.Namespace, results: dict[str, Any]) -> None:
             "clients": args.clients,
             "load_seconds": args.load_seconds,
             "soak_minutes": args.soak_minutes,
+            "replica_load": args.replica_load,
         },
         "results": results,
-        "goals": goals(results) if results else {},
+        # the goals compare corpus sizes; the replica-load step is its own comparison
+        "goals": goals(by_size)
+        if (by_size := {k: v for k, v in results.items() if k.isdigit()})
+        else {},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
