@@ -34,6 +34,7 @@ Baselines in the same run, on the same corpus and model:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import gzip
 import json
@@ -70,6 +71,12 @@ def proc_rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float:
         if line.startswith(field + ":"):
             return round(int(line.split()[1]) / 1024, 1)
     return 0.0
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """A process's user plus system CPU time so far (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- corpora -------------------------------------------------------------------------------
@@ -292,9 +299,8 @@ class Server:
         stop(self.proc)
 
     def cpu_seconds(self) -> float:
-        """User plus system CPU time of the server so far (``/proc/PID/stat``)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User plus system CPU time of the server so far."""
+        return proc_cpu_seconds(self.proc.pid)
 
     def rss_mb(self, field: str = "VmRSS") -> float:
         return proc_rss_mb(self.proc.pid, field)
@@ -531,12 +537,9 @@ def replica_load(size: int, seconds: float) -> dict[str, Any]:
 
         out["ingest_via_server"] = _child(["ingest", str(corpus)], env("a", None))
         log(f"replica load {size}: ingest {out['ingest_via_server']}")
-        chroma_cpu = Path(f"/proc/{chroma.proc.pid}/stat")
 
         def cpu(servers: list[Server]) -> float:
-            fields = chroma_cpu.read_text().rsplit(")", 1)[1].split()
-            own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            return own + sum(x.cpu_seconds() for x in servers)
+            return proc_cpu_seconds(chroma.proc.pid) + sum(x.cpu_seconds() for x in servers)
 
         def measured(servers: list[Server], qs: list[str], clients: int) -> dict[str, Any]:
             c0 = cpu(servers)
@@ -550,10 +553,12 @@ def replica_load(size: int, seconds: float) -> dict[str, Any]:
             "two_replicas_one_thread_each": [("a", 1), ("b", 1)],
         }
         for label, members in setups.items():
-            servers = [Server(env(n, t), work / f"{label}-{n}.log") for n, t in members]
-            try:
+            with contextlib.ExitStack() as stack:
+                servers = [
+                    stack.enter_context(Server(env(n, t), work / f"{label}-{n}.log"))
+                    for n, t in members
+                ]
                 for x in servers:
-                    x.__enter__()
                     ask_sequential(x.url, questions[:5])
                     questions = questions[5:]
                 runs = []
@@ -568,9 +573,6 @@ def replica_load(size: int, seconds: float) -> dict[str, Any]:
                     ),
                     "peak_rss_mb": [x.rss_mb("VmHWM") for x in servers],
                 }
-            finally:
-                for x in servers:
-                    x.__exit__(None, None, None)
     return out
 
 

@@ -345,8 +345,7 @@ class QA:
         threshold = self.settings.abstain_threshold
         t = self.model.threshold if threshold is None else threshold
         confidence, vetoes, failed = 1.0, [], 0
-        pools = s.part_evidence or [self.scorer.score(p, s.hits) for p in parts]
-        for part, reading, pev in zip(parts, s.readings, pools, strict=True):
+        for part, reading, pev in zip(parts, s.readings, s.part_evidence, strict=True):
             best = reading.best()
             key = (best.sentences[0].passage, best.sentences[0].index) if best else None
             mine = [x for x in pev.sentences if (x.passage, x.index) == key]
