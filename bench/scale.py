@@ -173,8 +173,7 @@ def child_main(argv: list[str]) -> None:
     if what == "ingest":
         settings = IndexSettings()
         t0 = time.perf_counter()
-        # as `groundqa ingest` does: a filled shard is freed from memory
-        report = Index(settings, sole_writer=True).ingest(Path(argv[1]))
+        report = Index(settings).ingest(Path(argv[1]))
         out = {
             "seconds": round(time.perf_counter() - t0, 2),
             "chunks_embedded": report.chunks_embedded,

@@ -55,8 +55,7 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], IndexSetti
         from index import Index
 
         settings = for_collection(settings_of(ctx), collection, create=True)
-        # Nothing else in this process uses the index: a filled shard is freed from memory.
-        index = Index(settings, sole_writer=True)
+        index = Index(settings)
         err = Console(stderr=True)
         with Progress(
             "[progress.description]{task.description}",

@@ -31,7 +31,7 @@ from index.core import Index
 from index.embedding import Embedder
 from index.errors import ConfigError, GroundQAError, NotFound
 from index.settings import IndexSettings
-from index.store import make_client, shard_number, unavailable
+from index.store import make_client, unavailable
 from index.types import SourceInfo
 
 log = logging.getLogger(__name__)
@@ -273,8 +273,7 @@ class Collections:
     def delete(self, name: str) -> Deletion:
         """Drop everything collection ``name`` holds: its Chroma collections, its keyword
         files and its upload folder. Nothing of another collection is touched: Chroma names
-        are matched exactly (``<name>-registry``, ``<name>-<12 hex>`` and its shards
-        ``<name>-<12 hex>.s<i>``), never by prefix."""
+        are matched exactly (``<name>-registry``, ``<name>-<12 hex>``), never by prefix."""
         check_name(name)
         if name == self.default_name:
             raise ConfigError(f"{name!r} is the default collection and cannot be deleted")
@@ -291,12 +290,6 @@ class Collections:
             ]
             dropped: list[str] = []
             files: list[str] = []
-            for p in physical:
-                for n in all_names:
-                    if shard_number(p, n):  # shard 1 and later (index.shards)
-                        with unavailable(self.settings):
-                            _drop(self.client, n)
-                        dropped.append(n)
             for n in physical:
                 path = index._keyword_path(n)
                 with unavailable(self.settings):

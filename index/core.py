@@ -25,7 +25,6 @@ from index.loaders import Document, file_hash, parse, read_bytes, walk
 from index.malloc import release_free_memory
 from index.sentences import pack
 from index.settings import IndexSettings
-from index.shards import Shards
 from index.store import Pointer, Store, batched, unavailable
 from index.types import Chunk, Hit, IngestReport, SourceInfo
 
@@ -62,22 +61,12 @@ class Index:
 
     A search whose embedding model differs from the one that built the serving collection
     raises IndexUnavailable asking for a re-ingest, so a dimension mismatch never reaches Chroma.
-
-    ``sole_writer``: nothing else in this process uses the index while it ingests (the
-    ``groundqa ingest`` command). A shard that fills is then freed from memory by closing the
-    embedded Chroma client, so the ingest's peak does not grow with the corpus (index.shards).
     """
 
     # How often a search re-reads the version stamp to notice other writers (seconds).
     stamp_interval: float = 2.0
 
-    def __init__(
-        self,
-        settings: IndexSettings,
-        *,
-        embedder: Embedder | None = None,
-        sole_writer: bool = False,
-    ) -> None:
+    def __init__(self, settings: IndexSettings, *, embedder: Embedder | None = None) -> None:
         if settings.keyword_backend == "chroma":
             raise ConfigError(
                 "keyword_backend 'chroma' needs Chroma's distributed service (native BM25 sparse "
@@ -94,9 +83,7 @@ class Index:
         self._pointer: Pointer | None = None
         self._pointer_at = 0.0
         self._precision_warned = ""  # the index version last warned about (see _check_precision)
-        self.sole_writer = sole_writer
-        self._collections: dict[str, Shards] = {}
-        self._collection_stamps: dict[str, str] = {}  # the version each shard list was read at
+        self._collections: dict[str, Any] = {}
         self._scopes: dict[str, frozenset[str]] = {}  # scope -> chunk ids, see _scope_ids
 
     # Public surface --------------------------------------------------------------------------
@@ -117,7 +104,7 @@ class Index:
         if pointer.active is None:
             return 0
         with unavailable(self.settings):
-            return int(self._collection(pointer.active, pointer.version).count())
+            return int(self._collection(pointer.active).count())
 
     def sources(self) -> list[SourceInfo]:
         pointer = self._current_pointer(fresh=True)
@@ -157,7 +144,7 @@ class Index:
             pointer = self._current_pointer(fresh=True)
             if pointer.active is None:
                 return 0
-            col = self._collection(pointer.active, pointer.version)
+            col = self._collection(pointer.active)
             with unavailable(self.settings):
                 present = col.get(where={"source": source}, include=[], limit=1)["ids"]
             if not present and source not in self._manifest(pointer.active):
@@ -207,7 +194,7 @@ class Index:
         pointer = self._current_pointer()
         if pointer.active is None:
             return []
-        col = self._collection(pointer.active, pointer.version)
+        col = self._collection(pointer.active)
         clauses = [{"$contains": n} for n in needles]
         with unavailable(self.settings):
             got = col.get(
@@ -239,7 +226,7 @@ class Index:
                 f"({embedder.fingerprint}); re-run `groundqa ingest` to rebuild it"
             )
         self._check_precision(pointer)
-        col = self._collection(pointer.active, pointer.version)
+        col = self._collection(pointer.active)
         keyword = self._keyword(pointer.active, pointer.version, reading=True)
         n = max(4 * k, 20)
         qv = embedder.encode([query])[0]
@@ -247,12 +234,21 @@ class Index:
         allowed = None if where is None else self._scope_ids(col, pointer.version, where)
         with unavailable(self.settings):
             res = col.query(
-                qv.tolist(), n, where=where, include=["documents", "metadatas", "distances"]
+                query_embeddings=[qv.tolist()],
+                n_results=n,
+                where=where,
+                include=["documents", "metadatas", "distances"],
             )
         chunks: dict[str, Chunk] = {}
         dense: dict[str, tuple[int, float]] = {}
         for rank, (cid, doc, meta, dist) in enumerate(
-            zip(res["ids"], res["documents"], res["metadatas"], res["distances"], strict=True)
+            zip(
+                res["ids"][0],
+                res["documents"][0],
+                res["metadatas"][0],
+                res["distances"][0],
+                strict=True,
+            )
         ):
             chunks[cid] = _chunk(cid, doc, meta)
             dense[cid] = (rank, 1.0 - float(dist))
@@ -293,7 +289,7 @@ class Index:
         fused.sort(key=lambda h: (-h.score, -(h.dense_score or 0.0), h.chunk.id))
         return dedupe(fused, k)
 
-    def _scope_ids(self, col: Shards, version: str, where: dict[str, Any]) -> frozenset[str]:
+    def _scope_ids(self, col: Any, version: str, where: dict[str, Any]) -> frozenset[str]:
         """The chunk ids of a scope, memoized per version stamp (a scope is asked repeatedly)."""
         key = f"{version}\0{json.dumps(where, sort_keys=True)}"
         with self._read_lock:
@@ -332,8 +328,6 @@ class Index:
                 "the embedding model changed; ingest the whole corpus folder to rebuild the index"
             )
         col = self._existing(target)
-        if col is not None:
-            col.refresh()  # another process may have opened a shard since this one looked
         # A collection this run creates starts its keyword index from nothing, rather than
         # reading back from Chroma what this run is about to write.
         fresh_target = col is None
@@ -346,10 +340,9 @@ class Index:
             # Created on first write: only then is the model loaded for its dimension.
             nonlocal col
             if col is None:
-                store.chunks(
+                col = store.chunks(
                     target, model=embedder.fingerprint, dimension=embedder.dimension, create=True
                 )
-                col = self._shards(target)
                 self._collections[target] = col
             return col
 
@@ -449,7 +442,7 @@ class Index:
     def _write_group(
         self,
         physical: str,
-        col: Shards,
+        col: Any,
         group: list[tuple[Document, _Entry | None, list[Chunk]]],
         adds: Tokens,
         removes: list[str],
@@ -509,8 +502,6 @@ class Index:
             per_doc: dict[str, int] = {}
             for c in chunks:
                 per_doc[c.source] = per_doc.get(c.source, 0) + 1
-            # Fetched again: a shard that filled above may have closed the client (_shard_full).
-            registry = self._store.registry()
             for batch in batched(docs, max(1, min(max_batch, 256))):
                 registry.upsert(
                     ids=[self._entry_id(physical, d.source) for d in batch],
@@ -523,7 +514,7 @@ class Index:
         for c in chunks:
             adds.add(c.id, c.text)
 
-    def _delete_source(self, physical: str, col: Shards, source: str) -> list[str]:
+    def _delete_source(self, physical: str, col: Any, source: str) -> list[str]:
         with unavailable(self.settings):
             ids = list(col.get(where={"source": source}, include=[])["ids"])
             for batch in batched(ids, self._max_batch()):
@@ -572,7 +563,7 @@ class Index:
             )
         return out
 
-    def _existing(self, physical: str) -> Shards | None:
+    def _existing(self, physical: str) -> Any:
         """The chunk collection ``physical``, or None when Chroma has none by that name."""
         try:
             return self._collection(physical)
@@ -583,31 +574,13 @@ class Index:
                 return None
             raise
 
-    def _collection(self, physical: str, version: str | None = None) -> Shards:
-        """The shards of ``physical``; their list is read again when ``version``, the stamp
-        just read, differs from the one it was read at (another process may have opened a
-        shard). NotFoundError from Chroma when there is no such collection."""
+    def _collection(self, physical: str) -> Any:
         col = self._collections.get(physical)
         if col is None:
             with unavailable(self.settings):
-                self._store.client.get_collection(physical, embedding_function=None)
-            col = self._shards(physical)
+                col = self._store.client.get_collection(physical, embedding_function=None)
             self._collections[physical] = col
-        if version is not None and self._collection_stamps.get(physical) != version:
-            col.refresh()
-            self._collection_stamps[physical] = version
         return col
-
-    def _shards(self, physical: str) -> Shards:
-        return Shards(
-            self._store, physical, limit=self.settings.shard_limit, on_full=self._shard_full
-        )
-
-    def _shard_full(self, shard: str) -> None:
-        log.info("shard %s is full (%d chunks): opening the next", shard, self.settings.shard_limit)
-        if self.sole_writer and self._store.release():
-            # Its graph is no longer needed in this process: the next shard's is.
-            release_free_memory()
 
     def _check_precision(self, pointer: Pointer) -> None:
         # Vectors of one model in two precisions agree closely but not exactly, and the
@@ -712,14 +685,31 @@ class Index:
         )
 
     def _all_ids(self, physical: str) -> Iterator[str]:
-        for got in self._collection(physical).pages([], 10000):
-            yield from got["ids"]
+        col = self._collection(physical)
+        page = 10000
+        offset = 0
+        with unavailable(self.settings):
+            while True:
+                ids = col.get(include=[], limit=page, offset=offset)["ids"]
+                yield from ids
+                if len(ids) < page:
+                    break
+                offset += page
 
     def _all_texts(self, physical: str) -> Iterator[tuple[str, str]]:
         # Streamed page by page: the keyword index tokenises as it goes, and no list of every
         # text in the collection is held.
-        for got in self._collection(physical).pages(["documents"], 5000):
-            yield from zip(got["ids"], got["documents"] or [], strict=True)
+        col = self._collection(physical)
+        page = 5000
+        offset = 0
+        with unavailable(self.settings):
+            while True:
+                got = col.get(include=["documents"], limit=page, offset=offset)
+                ids = got["ids"]
+                yield from zip(ids, got["documents"] or [], strict=True)
+                if len(ids) < page:
+                    break
+                offset += page
 
 
 def _metadata(c: Chunk, sentences: str | None = None) -> dict[str, Any]:

@@ -47,11 +47,6 @@ class IndexSettings(BaseSettings):
     chroma_url: str | None = None
     chroma_tenant: str = "default_tenant"
     chroma_database: str = "default_database"
-    # Embedded Chroma only: the most chunks one Chroma collection takes before the next opens
-    # (index.shards). An ingest then holds one shard's vector graph, not the corpus's; a
-    # search queries each shard. 0: one collection. A Chroma server holds the graphs itself,
-    # so with chroma_url there is one collection.
-    shard_chunks: int = Field(default=25_000, ge=0)
     keyword_backend: Literal["bm25s", "chroma"] = "bm25s"
     top_k: int = Field(default=5, ge=1, le=50)
 
@@ -59,11 +54,6 @@ class IndexSettings(BaseSettings):
     def precision(self) -> Precision:
         """``model_precision`` resolved for ``embedding_device``."""
         return resolve(self.model_precision, self.embedding_device)
-
-    @property
-    def shard_limit(self) -> int | None:
-        """Chunks per shard, or None for one collection."""
-        return None if self.chroma_url or not self.shard_chunks else self.shard_chunks
 
     @model_validator(mode="after")
     def _precision_fits_device(self) -> IndexSettings:

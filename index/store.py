@@ -21,7 +21,6 @@ chromadb 1.5). Processes that share an index, such as an API server and a separa
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -36,27 +35,6 @@ log = logging.getLogger(__name__)
 
 Backend = Literal["embedded", "http"]
 _DUMMY = [1.0]
-_SHARD = re.compile(r"\.s([1-9][0-9]*)")
-
-
-def shard_name(physical: str, i: int) -> str:
-    """Shard ``i`` of ``physical`` (see index.shards); shard 0 is ``physical`` itself."""
-    return physical if i == 0 else f"{physical}.s{i}"
-
-
-def shard_number(physical: str, name: str) -> int | None:
-    """``name``'s shard number in ``physical``, or None when it is not one of its shards."""
-    if name == physical:
-        return 0
-    if not name.startswith(physical):
-        return None
-    m = _SHARD.fullmatch(name[len(physical) :])
-    return int(m.group(1)) if m else None
-
-
-def is_shard(name: str) -> bool:
-    """True for shard 1 and later of a physical collection."""
-    return re.search(r"\.s[1-9][0-9]*$", name) is not None
 
 
 def backend_of(settings: IndexSettings) -> Backend:
@@ -198,28 +176,13 @@ class Store:
                 )
             return self.client.get_collection(physical, embedding_function=None)
 
-    def release(self) -> bool:
-        """Close an embedded client, which frees the vector graphs it holds; the next use
-        opens a new one. False for a server, or when nothing was open."""
-        if self._client is None or backend_of(self.settings) != "embedded":
-            return False
-        client, self._client = self._client, None
-        # Reference-counted per path by Chroma: the graphs are freed when the last client on
-        # this path closes.
-        client.close()
-        return True
-
     def drop(self, physical: str) -> None:
-        """Delete ``physical`` (every shard) and its registry records."""
         with unavailable(self.settings):
-            found = self.client.list_collections()
-            names = [c if isinstance(c, str) else c.name for c in found]
-            for name in [physical, *(n for n in names if shard_number(physical, n))]:
-                try:
-                    self.client.delete_collection(name)
-                except Exception as exc:  # already gone is fine
-                    if "does not exist" not in str(exc).lower():
-                        raise
+            try:
+                self.client.delete_collection(physical)
+            except Exception as exc:  # already gone is fine
+                if "does not exist" not in str(exc).lower():
+                    raise
             registry = self.registry()
             ids = registry.get(where={"collection": physical}, include=[])["ids"]
             for batch in batched(ids, 5000):
@@ -229,11 +192,7 @@ class Store:
         with unavailable(self.settings):
             names = [c if isinstance(c, str) else c.name for c in self.client.list_collections()]
         prefix = f"{self.name}-"
-        return [
-            n
-            for n in names
-            if n.startswith(prefix) and n != f"{self.name}-registry" and not is_shard(n)
-        ]
+        return [n for n in names if n.startswith(prefix) and n != f"{self.name}-registry"]
 
 
 def batched(items: list[Any], size: int) -> Iterator[list[Any]]:

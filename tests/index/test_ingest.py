@@ -16,7 +16,6 @@ from index import Index
 from index.embedding import Embedder
 from index.errors import CorpusError
 from index.settings import IndexSettings
-from index.store import shard_number
 from tests.conftest import CORPUS
 
 MakeSettings = Callable[..., IndexSettings]
@@ -44,12 +43,7 @@ def chunk_ids(settings: IndexSettings) -> set[str]:
         path=str(settings.data_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False)
     )
     active = client.get_collection(f"{settings.collection}-registry").metadata["active"]
-    return {
-        cid
-        for c in client.list_collections()
-        if shard_number(active, c.name) is not None  # every shard (index.shards)
-        for cid in client.get_collection(c.name).get(include=[])["ids"]
-    }
+    return set(client.get_collection(active).get(include=[])["ids"])
 
 
 def sentences(topic: str, n: int) -> str:
