@@ -96,7 +96,8 @@ def build_corpus(size: int, corpus: Path) -> tuple[int, list[str], list[str]]:
     if corpus.exists():
         shutil.rmtree(corpus)
     corpus.mkdir(parents=True)
-    chunks, questions, copy = 0, [], 0
+    chunks, copy = 0, 0
+    questions: list[str] = []
     texts: list[str] = []
     while chunks < size:
         for art in data:
@@ -126,7 +127,7 @@ def chunk_texts(corpus: Path) -> list[str]:
 
     settings = IndexSettings()
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
-    out = []
+    out: list[str] = []
     for path in sorted(corpus.glob("*.txt")):
         out.extend(c.text for c in chunker.split(parse(path.read_bytes(), path.name, "x")))
     return out
@@ -171,7 +172,10 @@ def child_main(argv: list[str]) -> None:
     what = argv[0]
     out: dict[str, Any] = {}
     if what == "ingest":
+        from index.malloc import fix_mmap_threshold
+
         settings = IndexSettings()
+        fix_mmap_threshold(settings.ingest_mmap_threshold_kib)  # as `groundqa ingest` does
         t0 = time.perf_counter()
         report = Index(settings).ingest(Path(argv[1]))
         out = {
@@ -548,7 +552,7 @@ def replica_load(size: int, seconds: float) -> dict[str, Any]:
             run["cores_busy_with_chroma"] = round((cpu(servers) - c0) / run["seconds"], 2)
             return run
 
-        setups = {
+        setups: dict[str, list[tuple[str, int | None]]] = {
             "one_process_threads": [("a", None)],
             "two_replicas_one_thread_each": [("a", 1), ("b", 1)],
         }

@@ -53,8 +53,11 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], IndexSetti
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
         from index import Index
+        from index.malloc import fix_mmap_threshold
 
         settings = for_collection(settings_of(ctx), collection, create=True)
+        # Before the models load, so that every tensor's allocation follows it.
+        fix_mmap_threshold(settings.ingest_mmap_threshold_kib)
         index = Index(settings)
         err = Console(stderr=True)
         with Progress(

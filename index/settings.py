@@ -47,6 +47,9 @@ class IndexSettings(BaseSettings):
     chroma_url: str | None = None
     chroma_tenant: str = "default_tenant"
     chroma_database: str = "default_database"
+    # glibc only: during ingest, allocations of at least this many KiB are always mmapped and
+    # returned to the system when freed (index.malloc); 0 keeps glibc's dynamic threshold.
+    ingest_mmap_threshold_kib: int = Field(default=1024, ge=0, le=32 * 1024)
     keyword_backend: Literal["bm25s", "chroma"] = "bm25s"
     top_k: int = Field(default=5, ge=1, le=50)
 

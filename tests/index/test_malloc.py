@@ -46,3 +46,44 @@ def test_arena_cap_applies_unless_the_environment_sets_one() -> None:
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
     assert _limit_in_child(env) == "True"
     assert _limit_in_child({**env, "MALLOC_ARENA_MAX": "4"}) == "False"
+
+
+_PROBE = """
+import ctypes, sys
+from index.malloc import _libc, fix_mmap_threshold
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in (
+        "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split())]
+
+libc = _libc()
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.mallinfo2.restype = MallInfo2
+fixed = fix_mmap_threshold(int(sys.argv[1]))
+libc.free(libc.malloc(8 << 20))  # a dynamic threshold rises to 8 MiB on this free
+before = libc.mallinfo2().hblks
+block = libc.malloc(2 << 20)
+print(fixed, libc.mallinfo2().hblks - before)
+"""
+
+
+def _probe(kib: int, env: dict[str, str]) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(kib)], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_fixed_mmap_threshold_keeps_large_blocks_out_of_the_heap() -> None:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
+    }
+    # glibc's default: after a large block is freed, blocks up to its size come from the heap.
+    assert _probe(0, env) == "False 0"
+    # Fixed at 1 MiB: a 2 MiB block is still mmapped (one more mmapped block while it lives).
+    assert _probe(1024, env) == "True 1"
+    # The environment's own threshold wins, so the call changes nothing.
+    assert _probe(1024, {**env, "MALLOC_MMAP_THRESHOLD_": "4194304"}) == "False 0"
